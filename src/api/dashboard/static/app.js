@@ -359,17 +359,19 @@ function modelForm(model, admin) {
     h("div", { class: "actions" }, admin ? h("button", { type: "submit" }, "Save changes") : null,
       h("span", { class: "muted" }, `version ${model.version} · updated ${fmtTime(model.updated_at)}`)),
     message);
+  const flags = ["is_active", "is_default", "supports_json_mode", "supports_vision", "supports_tools"];
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     const body = {};
     const data = new FormData(form);
     for (const [k, v] of data.entries()) {
+      if (flags.includes(k)) continue;  // a checked box is "on" here: read below
       if (k === "effective_at") { if (v) body.effective_at = new Date(`${v}:00Z`).toISOString(); continue; }
       const before = model[k] ?? "";
       if (String(v) === String(before)) continue;
       body[k] = ["max_input_tokens", "max_output_tokens", "sort_order"].includes(k) ? (v === "" ? null : Number(v)) : (v === "" ? null : v);
     }
-    for (const f of ["is_active", "is_default", "supports_json_mode", "supports_vision", "supports_tools"]) {
+    for (const f of flags) {
       const on = form.elements[f].checked;
       if (on !== !!model[f]) body[f] = on;
     }
