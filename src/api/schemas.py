@@ -145,6 +145,7 @@ class BalancePublic(BaseModel):
     adjusted: int | None = None
     purchased_usd: str | None = None
     updated_at: datetime | None = None
+    lots: list[dict[str, Any]] | None = None  # open lots in burn order (absent with as_of)
 
 
 class ReceiptPublic(BaseModel):

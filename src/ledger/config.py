@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     projections_poll_s: float = 0.02
     # How long a read with ?min_position waits for the views before answering 503.
     projections_wait_s: float = 2.0
+    # Webhooks (README "Webhooks"): `ledger serve` runs the worker unless false.
+    run_webhooks: bool = True
+    webhooks_poll_s: float = 0.5  # how often the worker looks for occurrences and retries
+    webhooks_scan_s: float = 60.0  # how often it expires due lots and looks for expiring ones
+    webhooks_timeout_s: float = 10.0  # one delivery attempt's HTTP timeout
+    webhooks_max_attempts: int = 8  # then the delivery is given up
+    webhooks_backoff_s: float = 10.0  # wait after the first failure, doubling each time
+    webhooks_backoff_max_s: float = 3600.0  # ... up to this
 
     @field_validator("database_url")
     @classmethod

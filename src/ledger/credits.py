@@ -289,6 +289,18 @@ class CreditService:
                                 released=[h["reservation_id"] for h in released])
         return self._submit(account_id, actor, run, None, None)
 
+    def expire_lots(self, account_id: str, actor: Actor) -> Outcome[Any]:
+        """Record the breakage of the account's lots whose expiry has passed (credits
+        that back open holds stay until the hold settles). Nothing for an unknown
+        account or when no lot is due."""
+        def run(batch: Batch) -> Receipt | None:
+            acc: CreditAccount | None = batch.find(account_key(account_id))
+            if acc is None:
+                return None
+            acc.expire_lots(utcnow(), actor)
+            return self.receipt(acc, None, None)
+        return self._submit(account_id, actor, run, None, None)
+
     # -- reads -------------------------------------------------------------------------
 
     def snapshot(self, account_id: str, as_of: datetime | None = None) -> Receipt | None:

@@ -17,6 +17,7 @@ from ledger.pipeline import Pipeline
 from ledger.registry import ModelRegistry
 from ledger.settings import SettingsService
 from ledger.store import LedgerStore
+from ledger.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Ledger:
         self.registry = ModelRegistry(self.store, self.pipeline)
         self.settings_service = SettingsService(self.store, self.pipeline, self.registry,
                                                 settings)
+        self.webhooks = WebhookService(self.store, self.pipeline, settings)
 
     def seed(self, actor: Actor = SYSTEM) -> dict[str, int]:
         """Create what an empty store needs (cost configs, model registry, global

@@ -1,6 +1,6 @@
 """The read side: the views of the ledger's log, who keeps them, and how fresh they are.
 
-`Projections(store, settings)` builds the four views in the event store's own database
+`Projections(store, settings)` builds the views in the event store's own database
 (the same SQLite file or PostgreSQL schema), each with its projection. Then either
 
 * `start()` / `stop()`: a background thread keeps them up to date (what `create_app`
@@ -35,6 +35,10 @@ from projections.balances.sqlite import SQLiteBalancesView
 from projections.balances.view import BalancesView
 from projections.base import LedgerProjection, LogLookup
 from projections.lease import Alive, advisory_lease, file_lease
+from projections.lots.postgres import PostgresLotsView
+from projections.lots.projection import LotsProjection
+from projections.lots.sqlite import SQLiteLotsView
+from projections.lots.view import LotsView
 from projections.revenue.postgres import PostgresRevenueView
 from projections.revenue.projection import RevenueProjection
 from projections.revenue.sqlite import SQLiteRevenueView
@@ -54,7 +58,7 @@ log = logging.getLogger(__name__)
 RETRY_S = (0.2, 2.0)  # backoff after a failure (the database restarting, say)
 STANDBY_S = 2.0  # how often a standing-by runner tries to take over
 REBUILD_PAGE = 5000
-NAMES = ("balances", "transactions", "usage", "revenue")
+NAMES = ("balances", "transactions", "usage", "revenue", "lots")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Projections:
             self.transactions: TransactionsView = PostgresTransactionsView(pg)
             self.usage: UsageView = PostgresUsageView(pg)
             self.revenue: RevenueView = PostgresRevenueView(pg)
+            self.lots: LotsView = PostgresLotsView(pg)
             self._lease = lambda: advisory_lease(pg)
         elif isinstance(recorder, SQLiteApplicationRecorder):
             lite = recorder.datastore
@@ -87,6 +92,7 @@ class Projections:
             self.transactions = SQLiteTransactionsView(lite)
             self.usage = SQLiteUsageView(lite)
             self.revenue = SQLiteRevenueView(lite)
+            self.lots = SQLiteLotsView(lite)
             lock = None if lite.pool.is_sqlite_memory_mode else Path(
                 f"{lite.pool.db_name}.projections.lock")
             self._lease = lambda: file_lease(lock)
@@ -98,6 +104,7 @@ class Projections:
             TransactionsProjection(self.transactions, self.log),
             UsageProjection(self.usage, self.log),
             RevenueProjection(self.revenue, self.log),
+            LotsProjection(self.lots, self.log),
         )}
         for p in self.projections.values():
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -23,6 +23,7 @@ from api.schemas import (
     ReleaseCreate,
     ReservationCreate,
 )
+from ledger.domain.base import utcnow
 from ledger.domain.credits import ProviderCharge
 from ledger.domain.pricing import Quote, Unit
 
@@ -45,17 +46,44 @@ def get_balance(account_id: str, ledger: LedgerDep, caller: Reader,
                 as_of: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
     """The account's balance now (from the balances view, once it has applied every
     command acknowledged before this request, or `min_position`), with its lifetime
-    figures; or replayed from the account's events up to `as_of`."""
+    figures and its lots with credits left (in burn order); or replayed from the
+    account's events up to `as_of`."""
     if as_of is None:
-        position = read_at(projections, min_position, ["balances"], default_head=True)
+        position = read_at(projections, min_position, ["balances", "lots"],
+                           default_head=True)
         b = projections.balances.get(account_id)
         body = {"account_id": account_id, "balance": 0, "reserved": 0, "available": 0,
-                **(b.as_dict() if b else {})}
+                **(b.as_dict() if b else {}),
+                "lots": [_lot(lot) for lot in projections.lots.lots(account_id, utcnow())]}
         return json_ready({**body, "position": position})  # type: ignore[no-any-return]
     r = ledger.credits.snapshot(account_id, as_of)
     balance, held = (0, 0) if r is None else (r.balance, r.held)
     return {"account_id": account_id, "balance": balance, "reserved": held,
             "available": balance - held, "as_of": as_of}
+
+
+LOT_FIELDS = ("lot_id", "source", "status", "credits", "remaining", "debited", "refunded",
+              "expired", "price_per_credit_usd", "priority", "expires_at", "payment_ref",
+              "reason", "created_at")
+
+
+def _lot(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in LOT_FIELDS}
+
+
+@router.get("/lots")
+def get_lots(account_id: str, caller: Reader, projections: ProjectionsDep,
+             position: Annotated[int | None, Depends(fresh("lots", default_head=True))],
+             include: Annotated[Literal["open", "all"], Query(
+                 description="open: lots with credits left (default); all: every lot")
+             ] = "open") -> dict[str, Any]:
+    """The account's credit lots (the lots view) in burn order: source (purchase,
+    grant, adjustment), credits, remaining, price paid per credit (purchases), priority,
+    expiry, and status (open, expiring: past its expiry and not swept yet, used,
+    expired)."""
+    rows = projections.lots.lots(account_id, utcnow(), open_only=include == "open")
+    return {"data": json_ready([_lot(r) for r in rows]), "count": len(rows),
+            "position": position}
 
 
 @router.post("/purchases", status_code=201, responses=CREATED)
