@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import dashboard, problems
 from api.deps import new_request_id
 from api.problems import Problem, problem_response
+from api.routes import ai as ai_routes
 from api.routes import audit, costs, credits, dashboard_data, keys, models, reports, usage
 from api.routes import projections as projection_routes
 from api.routes import settings as settings_routes
@@ -101,7 +102,9 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.run_projections:  # keep the read models up to date in this process
             app.state.projections.start()
+        app.state.ledger.sweeper.start(settings.sweep_interval_s)  # release expired holds
         yield
+        app.state.ledger.sweeper.stop()
         app.state.projections.stop()
         if owned:
             app.state.ledger.close()
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.state.settings = settings
     app.state.projections = Projections(app.state.ledger.store, settings)
     problems.install(app)
+    problems.document(app)  # errors in the OpenAPI document: problem+json
 
     app.add_middleware(RequestId)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -139,5 +143,6 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     for module in (usage, reports, projection_routes, dashboard_data):
         app.include_router(module.router, prefix=API)
     app.include_router(audit.router, prefix=API)
+    app.include_router(ai_routes.router, prefix=API)
     dashboard.install(app)  # /dashboard: static pages over this API
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.ai import ProviderCallFailed, ProviderNotConfigured
 from ledger.domain.errors import (
     Conflict,
     DomainError,
@@ -114,9 +116,92 @@ def install(app: FastAPI) -> None:
             Problem(503, "Service unavailable", "the event store cannot be reached; retry",
                     headers={"Retry-After": "1"}), request.url.path)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the exception with its traceback; the caller sees no trace of it.
+        return problem_response(
+            Problem(500, "Internal error", "an unexpected error; it has been logged"),
+            request.url.path)
+
+    @app.exception_handler(ProviderCallFailed)
+    async def _provider_failed(request: Request, exc: ProviderCallFailed) -> JSONResponse:
+        # The hold was released and the failure recorded: nothing was charged.
+        error = exc.error
+        response = problem_response(
+            Problem(error.http_status, "Provider failure", f"{error.provider} failed "
+                    f"({error.kind}): {error.detail}; nothing was charged",
+                    kind="provider-failure"), request.url.path)
+        body = json.loads(bytes(response.body))
+        body.update(provider=error.provider, failure_kind=error.kind, call_id=exc.call_id,
+                    position=exc.position)
+        return JSONResponse(body, status_code=error.http_status, media_type=PROBLEM)
+
+    @app.exception_handler(ProviderNotConfigured)
+    async def _not_configured(request: Request, exc: ProviderNotConfigured) -> JSONResponse:
+        return problem_response(
+            Problem(503, "Provider not configured", f"{exc}; nothing was held",
+                    kind="provider-not-configured"), request.url.path)
+
     @app.exception_handler(TimeoutError)
     async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:
         return problem_response(
             Problem(503, "Service unavailable", "the command was not confirmed in time; "
                     "retry with the same Idempotency-Key", headers={"Retry-After": "1"}),
             request.url.path)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details: the one error format of the API.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object", "required": ["field", "message"],
+                      "properties": {"field": {"type": "string"},
+                                     "message": {"type": "string"}}},
+        },
+    },
+}
+
+
+def document(app: FastAPI) -> None:
+    """Describe every operation's errors in the OpenAPI document as they are sent:
+    `application/problem+json` (FastAPI documents its own `{"detail": [...]}` 422)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # cached by FastAPI: the changes below are made once
+        _describe_problems(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_problems(schema: dict[str, Any]) -> None:
+    ref = {"$ref": "#/components/schemas/Problem"}
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Validation failed",
+                                    "content": {PROBLEM: {"schema": ref}}}
+            responses.setdefault("default", {
+                "description": "An error (400 malformed, 401, 403, 404, 409, 402, 413, "
+                               "422, 503 ...): problem details",
+                "content": {PROBLEM: {"schema": ref}}})
+    for name in ("HTTPValidationError", "ValidationError"):  # unused now: dropped
+        elsewhere = ({k: v for k, v in schema.items() if k != "components"},
+                     {k: v for k, v in schemas.items() if k != name})
+        if f'"#/components/schemas/{name}"' not in json.dumps(elsewhere):
+            schemas.pop(name, None)

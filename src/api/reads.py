@@ -29,6 +29,7 @@ async def get_projections(request: Request) -> Projections:
 
 
 ProjectionsDep = Annotated[Projections, Depends(get_projections)]
+MAX_POSITION = 2**63 - 1  # positions and versions are BIGINT in the store: larger is 422
 MinPosition = Annotated[int | None, Query(
     ge=0, description="wait (at most a few seconds) until the views have applied the log "
                       "up to this position: the `position` a command answered")]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import Caller, IdempotencyDep, LedgerDep, authorize, json_ready
-from api.reads import MinPosition, ProjectionsDep, fresh, read_at
+from api.reads import MAX_POSITION, MinPosition, ProjectionsDep, fresh, read_at
 from api.replies import reply, respond_with
 from api.schemas import (
     AdjustmentCreate,
@@ -194,7 +194,8 @@ def get_transactions(account_id: str, caller: Reader, projections: ProjectionsDe
                      position: Annotated[int | None, Depends(fresh("transactions",
                                                                    default_head=True))],
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     before: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                     before: Annotated[int | None, Query(ge=1, le=MAX_POSITION)] = None,
+                     ) -> dict[str, Any]:
     """The account's credit history (the transactions view), newest first. Page with
     `before=<next_before>`."""
     rows, next_before = projections.transactions.page(account_id, limit=limit, before=before)

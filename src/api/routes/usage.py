@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Caller, authorize, json_ready
-from api.reads import ProjectionsDep, csv_response, fresh, parse_time, wants_csv
+from api.reads import MAX_POSITION, ProjectionsDep, csv_response, fresh, parse_time, wants_csv
 from projections.usage.view import CSV_COLUMNS, public_row
 
 router = APIRouter(tags=["usage"])
@@ -25,7 +25,8 @@ def get_usage(
     kind: Literal["charge", "refund"] | None = None,
     from_: Annotated[str | None, Query(alias="from", description="RFC 3339 or date")] = None,
     to: Annotated[str | None, Query(description="RFC 3339 or date, exclusive")] = None,
-    before: Annotated[int | None, Query(ge=1, description="page: the next_before")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_POSITION,
+                                        description="page: the next_before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Format | None = None,
 ) -> dict[str, Any] | Response:
