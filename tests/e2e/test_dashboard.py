@@ -109,10 +109,12 @@ class Dashboard:
         return self.page.wait_for_selector(f'{selector}[data-ready="true"]')
 
     def open(self, hash_: str) -> None:
-        """Go to `#/hash_` the way a link does and wait for the page to render."""
-        self.page.evaluate("h => { location.hash = h; }", f"#/{hash_}")
-        self.page.wait_for_function("h => location.hash === h", arg=f"#/{hash_}")
-        self.ready(hash_.split("/")[0])
+        """Go to `#/hash_` the way a link does and wait for the page to render: the
+        shell replaces #page on every route, so the old one is marked first."""
+        self.page.evaluate("h => { document.getElementById('page').dataset.old = '1'; "
+                           "location.hash = h; }", f"#/{hash_}")
+        self.page.wait_for_selector(f'#page:not([data-old])[data-page="{hash_.split("/")[0]}"]'
+                                    '[data-ready="true"]')
 
     def text(self, selector: str) -> str:
         return str(self.page.inner_text(selector)).strip()
