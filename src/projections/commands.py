@@ -180,10 +180,14 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("report", help="revenue, cost and margin (the revenue report)")
-    p.add_argument("--from", dest="since", type=whole_hour, help="date or whole UTC hour")
-    p.add_argument("--to", dest="until", type=whole_hour, help="exclusive")
-    p.add_argument("--group-by", type=dimensions, help="comma-separated: hour, day, month, "
-                   "account, operation, model, provider")
-    p.add_argument("--account-id")
+    p.add_argument("--from", dest="since", type=whole_hour, metavar="WHEN",
+                   help="start, inclusive: a date (2026-03-01) or a whole UTC hour "
+                        "(2026-03-01T09:00Z)")
+    p.add_argument("--to", dest="until", type=whole_hour, metavar="WHEN",
+                   help="end, exclusive (same forms)")
+    p.add_argument("--group-by", type=dimensions, metavar="DIMS",
+                   help="comma-separated: hour, day, month, account, operation, model, "
+                        "provider (none: one total)")
+    p.add_argument("--account-id", help="one account only")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=cmd_report)
