@@ -6,6 +6,7 @@ when no server answers on 127.0.0.1:5432; in CI (CI set) that is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -93,12 +94,31 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
         yield make_settings(backend, tmp_path)
 
 
+def events_without_actor(ledger: Ledger) -> list[str]:
+    """Every stored event (by whomever it was written) that does not name its actor
+    (key id and role) and a request id: read from the stored JSON, without decoding, so
+    that rows a test tampered with are read as stored."""
+    missing: list[str] = []
+    recorder, after = ledger.store.recorder, 0
+    while page := recorder.select_notifications(after, 1000, inclusive_of_start=False):
+        for n in page:
+            state = json.loads(n.state)
+            if not all(isinstance(state.get(k), str) and state[k]
+                       for k in ("actor_id", "actor_role", "request_id")):
+                missing.append(f"{n.id} {n.topic}")
+        after = page[-1].id
+    return missing
+
+
 @pytest.fixture
 def ledger(settings: Settings) -> Iterator[Ledger]:
     service = Ledger(settings)
     service.seed()
     yield service
-    service.close()
+    try:  # every event the test wrote names its actor and request
+        assert events_without_actor(service) == [], "events without an actor"
+    finally:
+        service.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
 
 from api.access import POLICY
 from api.problems import Problem
@@ -103,6 +104,18 @@ def authorize(action: str) -> Callable[..., Awaitable[Caller]]:
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"
     dependency.action = action  # type: ignore[attr-defined]
     return dependency
+
+
+def authorized_actions(dependant: Dependant) -> set[str]:
+    """The POLICY actions a route's dependencies authorize (at any depth): how the
+    role-matrix test maps every route to its rule, and finds a route that has none."""
+    found: set[str] = set()
+    for sub in dependant.dependencies:
+        action = getattr(sub.call, "action", None)
+        if isinstance(action, str):
+            found.add(action)
+        found |= authorized_actions(sub)
+    return found
 
 
 def canonical_json(raw: bytes) -> bytes:

@@ -13,6 +13,7 @@ of their token. Even so, any field whose name ends in ``api_key``, ``_secret`` o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from ledger.recorders import chained
 from ledger.store import LedgerStore
 
 MASK = "****"
+PAGE = 500  # events read at a time by a stream
 SEALED_NAME = re.compile(r"(api_key|_secret|_sha256)$", re.IGNORECASE)
 ENVELOPE = ("originator_id", "originator_version", "timestamp", "actor_id", "actor_role",
             "request_id")
@@ -87,6 +89,39 @@ class AuditLog:
         """One aggregate's events from `after_version` (exclusive), oldest first."""
         return [self._public(n) for n in chained(self.store.recorder).select_history(
             aggregate_id, after_version, limit)]
+
+    def stream(self, after: int = 0, upto: int | None = None,
+               limit: int | None = None) -> Iterator[AuditEvent]:
+        """The log in order from position `after` (exclusive) to `upto` (inclusive), at
+        most `limit` events, read a page at a time (for an export of any length)."""
+        def page(start: int, size: int) -> Sequence[Notification]:
+            return self.store.recorder.select_notifications(start, size, stop=upto,
+                                                            inclusive_of_start=False)
+        yield from self._paged(page, after, limit, lambda n: n.id)
+
+    def stream_history(self, aggregate_id: UUID, after_version: int = 0,
+                       limit: int | None = None) -> Iterator[AuditEvent]:
+        """One aggregate's events from `after_version` (exclusive), a page at a time."""
+        recorder = chained(self.store.recorder)
+
+        def page(start: int, size: int) -> Sequence[Notification]:
+            return recorder.select_history(aggregate_id, start, size)
+        yield from self._paged(page, after_version, limit, lambda n: n.originator_version)
+
+    def _paged(self, page: Callable[[int, int], Sequence[Notification]], start: int,
+               limit: int | None, cursor: Callable[[Notification], int]
+               ) -> Iterator[AuditEvent]:
+        left = limit
+        while left is None or left > 0:
+            size = PAGE if left is None else min(PAGE, left)
+            rows = page(start, size)
+            for n in rows:
+                yield self._public(n)
+            if len(rows) < size:
+                return
+            start = cursor(rows[-1])
+            if left is not None:
+                left -= len(rows)
 
     def _public(self, n: Notification) -> AuditEvent:
         event = self.store.mapper.to_domain_event(n)

@@ -111,7 +111,9 @@ class SQLiteView(SQLiteTrackingRecorder, SQLView):
         return f"dec_add({current}, {delta})"
 
     def sum_of(self, kind: Kind, column: str) -> str:
-        return f"dec_sum({column})" if kind == "money" else f"COALESCE(SUM({column}), 0)"
+        # no rows: sqlite3 never instantiates the aggregate and answers NULL (like SUM)
+        return (f"COALESCE(dec_sum({column}), '0')" if kind == "money"
+                else f"COALESCE(SUM({column}), 0)")
 
     def day(self, column: str) -> str:
         return f"substr({column}, 1, 10)"

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,16 +45,29 @@ def recorded_at(when: datetime) -> Iterator[None]:
         _FIXED_NOW.reset(token)
 
 
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True)
 class Actor:
-    """Who issues a command: an API key (id and role), or the system itself."""
+    """Who issues a command: an API key (id and role), or the system itself, and the
+    unit of work it belongs to. An HTTP request names its own request id; any other
+    actor (the CLI, a seed, a sweeper) gets a fresh one when it is created, so that every
+    event names a request an auditor can group it by."""
 
     id: str
     role: str
-    request_id: str = ""
+    request_id: str = field(default_factory=new_request_id)
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.role:
+            raise ValueError("an actor needs an id and a role")
+        if not self.request_id:
+            object.__setattr__(self, "request_id", new_request_id())
 
 
-SYSTEM = Actor(id="system", role="system")
+SYSTEM = Actor(id="system", role="system")  # this process's own work (its seed)
 
 
 class LedgerAggregate(Aggregate):
