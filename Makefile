@@ -44,6 +44,8 @@ unit: $(STAMP) ## the tests that need no database
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP) ## benchmarks on PostgreSQL: writes bench/results.json and prints a table
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 \
+		|| echo "wrk is missing (apt-get install wrk): the HTTP figures will be skipped"
 	$(BIN)/python -m bench
 
 clean: ## remove the venv, caches and ./var

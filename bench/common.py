@@ -113,10 +113,15 @@ def write_results(figures: list[Figure]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2))
 
 
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+
+
 def print_table(figures: list[Figure]) -> None:
     print(f"\n{'benchmark':<52} {'value':>12}  {'baseline (same run)':<40} target")
     for f in figures:
         base = ""
         if f.baseline:
-            base = f"{f.baseline}: {f.baseline_value:,.0f}" if f.baseline_value else f.baseline
-        print(f"{f.name:<52} {f.value:>10,.1f} {f.unit:<4} {base:<40} {f.target or ''}")
+            base = (f"{f.baseline}: {_num(f.baseline_value)}" if f.baseline_value is not None
+                    else f.baseline)
+        print(f"{f.name:<52} {_num(f.value):>10} {f.unit:<4} {base:<40} {f.target or ''}")
