@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 
 from ledger.config import Settings
@@ -41,6 +42,16 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aware_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the time with an offset, e.g. Z or +00:00")
+    return value.astimezone(UTC)
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from ledger.domain.base import Actor
 
@@ -48,10 +59,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     try:
         outcome = ledger.keys.issue(args.role, Actor(id="cli", role="platform_admin"),
                                     account_id=args.account_id, user_id=args.user_id,
-                                    label=args.label or "")
+                                    expires_at=args.expires_at, label=args.label or "")
         key = outcome.value
         print(json.dumps({"key_id": key.key_id, "token": key.token, "role": args.role,
-                          "account_id": args.account_id, "user_id": args.user_id}))
+                          "account_id": args.account_id, "user_id": args.user_id,
+                          "expires_at": args.expires_at and args.expires_at.isoformat()}))
     finally:
         ledger.close()
     return 0
@@ -187,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account-id")
     p.add_argument("--user-id")
     p.add_argument("--label")
+    p.add_argument("--expires-at", type=_aware_time, metavar="TIME",
+                   help="RFC 3339 time with an offset (2026-01-31T00:00:00Z): the key is "
+                        "refused from then on")
     p.set_defaults(func=cmd_keys_create)
     p = keys.add_parser("revoke", help="revoke a key")
     p.add_argument("key_id")
