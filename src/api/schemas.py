@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -42,6 +42,19 @@ def _non_negative(d: Decimal) -> Decimal:
 
 
 Money = Annotated[Decimal, BeforeValidator(_money), AfterValidator(_non_negative)]
+
+
+def _rfc3339(value: Any) -> Any:
+    """Times are RFC 3339 strings: pydantic alone would also take a number (or a string
+    of digits) as a Unix timestamp."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value) < 10 or value[4] != "-":
+        raise ValueError('a time is an RFC 3339 string, e.g. "2025-01-31T12:00:00Z"')
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 MAX_CREDITS = 10**12
 Credits = Annotated[StrictInt, Field(gt=0, le=MAX_CREDITS)]
 SignedCredits = Annotated[StrictInt, Field(ge=-MAX_CREDITS, le=MAX_CREDITS)]
@@ -58,14 +71,14 @@ class PurchaseCreate(Body):
     credits: Credits
     amount_usd: Money
     payment_ref: Text
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     priority: Annotated[StrictInt, Field(ge=-1000, le=1000)] = 0
 
 
 class GrantCreate(Body):
     credits: Credits
     reason: Text
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     priority: Annotated[StrictInt, Field(ge=-1000, le=1000)] = 0
 
 
@@ -162,7 +175,7 @@ class KeyCreate(Body):
     role: Annotated[str, Field(min_length=1, max_length=32)]
     account_id: Name | None = None
     user_id: Name | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     label: Annotated[str, Field(max_length=200)] = ""
 
 
@@ -173,3 +186,33 @@ class KeyPublic(BaseModel):
     account_id: str | None
     user_id: str | None
     expires_at: datetime | None
+
+
+WebhookEventType = Literal["low_balance", "balance_exhausted", "hold_expired", "lot_expiring",
+                           "lot_expired", "provider_call_failed"]
+
+
+class WebhookCreate(Body):
+    """A webhook subscription. `secret` (16 to 200 characters) signs the deliveries;
+    one is generated when absent. Either way it is answered once, here."""
+
+    url: Annotated[str, Field(min_length=10, max_length=2000, pattern=r"^https?://[^\s]+$")]
+    event_types: Annotated[list[WebhookEventType], Field(min_length=1, max_length=6)]
+    secret: Annotated[str, Field(min_length=16, max_length=200)] | None = None
+    low_balance_threshold: Credits | None = None
+    lot_expiring_days: Annotated[StrictInt, Field(ge=1, le=365)] | None = None
+    description: Annotated[str, Field(max_length=500)] = ""
+
+
+class WebhookPublic(BaseModel):
+    subscription_id: str
+    account_id: str | None
+    url: str
+    event_types: list[str]
+    low_balance_threshold: int | None
+    lot_expiring_days: int | None
+    description: str
+    created_at: datetime
+    active: bool
+    secret: str | None = None  # only in the answer to the creation
+    position: int | None = None

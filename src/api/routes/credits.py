@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -17,6 +16,7 @@ from api.schemas import (
     CaptureCreate,
     DeductionCreate,
     GrantCreate,
+    Instant,
     PurchaseCreate,
     ReceiptPublic,
     RefundCreate,
@@ -43,7 +43,7 @@ def _cost(body: Any) -> ProviderCharge:
 @router.get("/balance", response_model=BalancePublic)
 def get_balance(account_id: str, ledger: LedgerDep, caller: Reader,
                 projections: ProjectionsDep, min_position: MinPosition = None,
-                as_of: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
+                as_of: Annotated[Instant | None, Query()] = None) -> dict[str, Any]:
     """The account's balance now (from the balances view, once it has applied every
     command acknowledged before this request, or `min_position`), with its lifetime
     figures and its lots with credits left (in burn order); or replayed from the

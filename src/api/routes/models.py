@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 
 from api.deps import Caller, IdempotencyDep, IfMatchDep, LedgerDep, authorize, json_ready
 from api.replies import reply_versioned, respond_with
-from api.schemas import Body, Money, Name
+from api.schemas import Body, Instant, Money, Name
 from ledger.domain.base import utcnow
 from ledger.domain.models import PRICE_FIELDS, AIModelConfig, ModelPrice
 
@@ -54,7 +54,7 @@ class ModelCreate(ModelFields):
 
 class ModelPatch(ModelFields):
     display_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    effective_at: AwareDatetime | None = Field(
+    effective_at: Instant | None = Field(
         default=None, description="when new prices apply (default now; never in the past)")
     reason: Annotated[str, Field(max_length=200)] | None = None
 
@@ -108,7 +108,7 @@ def post_model(body: ModelCreate, ledger: LedgerDep, caller: Writer,
 
 @router.get("/{model_id}")
 def get_model(model_id: str, ledger: LedgerDep, caller: Reader, response: Response,
-              as_of: Annotated[AwareDatetime | None, Query()] = None) -> dict[str, Any]:
+              as_of: Annotated[Instant | None, Query()] = None) -> dict[str, Any]:
     """One model, or as it stood at `as_of` (with the prices in force then)."""
     model = ledger.registry.get(model_id, as_of)
     response.headers["ETag"] = f'"{model.version}"'
@@ -135,7 +135,7 @@ def model_history(model_id: str, ledger: LedgerDep, caller: Reader) -> dict[str,
 
 @router.get("/{model_id}/price")
 def model_price(model_id: str, ledger: LedgerDep, caller: Reader,
-                at: Annotated[AwareDatetime | None, Query()] = None) -> dict[str, Any]:
+                at: Annotated[Instant | None, Query()] = None) -> dict[str, Any]:
     """The prices in force at `at` (now by default)."""
     price = ledger.registry.price_at(model_id, at or utcnow())
     return json_ready({"model_id": model_id, **price_body(price)})  # type: ignore[no-any-return]

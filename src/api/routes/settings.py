@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from api.deps import Caller, IdempotencyDep, IfMatchDep, LedgerDep, authorize, json_ready
 from api.problems import Problem
 from api.replies import reply_versioned, respond_with
-from api.schemas import Body
+from api.schemas import Body, Instant
 from ledger.domain.keys import Role
 from ledger.domain.settings import GlobalIntegrationSettings, Scope, SettingsDocument
 from ledger.service import Ledger
@@ -23,7 +23,7 @@ from ledger.settings_schemas import GlobalSettings
 
 router = APIRouter(prefix="/system/settings", tags=["settings"])
 
-AsOf = Annotated[AwareDatetime | None, Query(description="the settings as they stood then")]
+AsOf = Annotated[Instant | None, Query(description="the settings as they stood then")]
 AccountQ = Annotated[str | None, Query(description="admin roles: the account to act on")]
 UserQ = Annotated[str | None, Query(description="admin roles: the user to act on")]
 
