@@ -29,6 +29,9 @@ async def get_projections(request: Request) -> Projections:
 
 
 ProjectionsDep = Annotated[Projections, Depends(get_projections)]
+JSON_OR_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JSON, or CSV (`?format=csv` or `Accept: text/csv`)",
+          "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}}
 MAX_POSITION = 2**63 - 1  # positions and versions are BIGINT in the store: larger is 422
 MinPosition = Annotated[int | None, Query(
     ge=0, description="wait (at most a few seconds) until the views have applied the log "

@@ -174,6 +174,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Release every credit hold that has expired and mark its provider call abandoned."""
+    ledger = _ledger(Settings())
+    try:
+        print(json.dumps(ledger.sweeper.run_once().as_dict()))
+    finally:
+        ledger.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ledger",
@@ -220,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = secrets.add_parser("rotate", help="re-seal the stored API keys under the first key "
                            "of LEDGER_SECRET_KEY (run with LEDGER_SECRET_KEY=new,old)")
     p.set_defaults(func=cmd_secrets_rotate)
+
+    p = sub.add_parser("sweep", help="release expired credit holds and abandon their calls "
+                       "(the API process also does it every LEDGER_SWEEP_INTERVAL_S)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
         "demo", help="fill the store with a realistic month of usage (for the dashboard)",

@@ -43,9 +43,13 @@ class Settings(BaseSettings):
     bria_base_url: str | None = None
     provider_timeout_s: float = 60.0
     provider_max_retries: int = 2
+    # First backoff before a retry of a provider call (doubling, with jitter, up to 8 s).
+    provider_backoff_s: float = 0.5
 
     # Credit holds that nobody settles are released after this many seconds.
     hold_ttl_s: int = 900
+    # How often the API process looks for expired holds (0 = never; `ledger sweep` does).
+    sweep_interval_s: float = 30.0
     snapshot_interval: int = 200
     aggregate_cache_size: int = 10_000
     max_batch: int = 256

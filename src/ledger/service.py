@@ -8,15 +8,18 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from ledger.ai import AIService, call_budget_s
 from ledger.config import Settings
 from ledger.costs import CostService
 from ledger.credits import CostBook, CreditService
 from ledger.domain.base import SYSTEM, Actor
 from ledger.keys import KeyService
 from ledger.pipeline import Pipeline
+from ledger.providers import ProviderRegistry, build_providers
 from ledger.registry import ModelRegistry
 from ledger.settings import SettingsService
 from ledger.store import LedgerStore
+from ledger.sweeper import HoldSweeper
 from ledger.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,11 @@ class Ledger:
         self.registry = ModelRegistry(self.store, self.pipeline)
         self.settings_service = SettingsService(self.store, self.pipeline, self.registry,
                                                 settings)
+        self.providers: ProviderRegistry = build_providers(settings)
+        self.ai = AIService(self.pipeline, self.credits, self.providers, self.registry,
+                            self.settings_service, call_budget_s=call_budget_s(
+                                settings.provider_timeout_s, settings.provider_max_retries))
+        self.sweeper = HoldSweeper(self.store, self.credits)
         self.webhooks = WebhookService(self.store, self.pipeline, settings)
 
     def seed(self, actor: Actor = SYSTEM) -> dict[str, int]:
@@ -66,5 +74,7 @@ class Ledger:
                 "global_settings": self.settings_service.seed(actor)}
 
     def close(self) -> None:
+        self.sweeper.stop()
+        self.providers.close()
         self.pipeline.close()
         self.store.close()

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from api.deps import Caller, authorize, json_ready
 from api.problems import Problem
-from api.reads import ProjectionsDep, csv_response, fresh, parse_time, wants_csv
+from api.reads import JSON_OR_CSV, ProjectionsDep, csv_response, fresh, parse_time, wants_csv
 from projections.revenue.view import DIMENSIONS
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -34,7 +34,7 @@ def _groups(values: list[str]) -> list[str]:
     return groups
 
 
-@router.get("/revenue", response_model=None)
+@router.get("/revenue", response_model=None, responses=JSON_OR_CSV)
 def revenue(
     request: Request, projections: ProjectionsDep,
     caller: Annotated[Caller, Depends(authorize("reports.read"))],

@@ -8,14 +8,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import Caller, authorize, json_ready
-from api.reads import MAX_POSITION, ProjectionsDep, csv_response, fresh, parse_time, wants_csv
+from api.reads import (
+    JSON_OR_CSV,
+    MAX_POSITION,
+    ProjectionsDep,
+    csv_response,
+    fresh,
+    parse_time,
+    wants_csv,
+)
 from projections.usage.view import CSV_COLUMNS, public_row
 
 router = APIRouter(tags=["usage"])
 Format = Literal["json", "csv"]
 
 
-@router.get("/usage", response_model=None)
+@router.get("/usage", response_model=None, responses=JSON_OR_CSV)
 def get_usage(
     request: Request, projections: ProjectionsDep,
     caller: Annotated[Caller, Depends(authorize("usage.read"))],
