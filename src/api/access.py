@@ -58,4 +58,9 @@ POLICY: dict[str, Rule] = {
     "auth.me": Rule(EVERYONE),
     "balances.list": Rule(frozenset({A, S, AU})),
     "calls.read": Rule(frozenset({A, S, AU})),
+    # webhook subscriptions: platform-wide ones are the platform's, an account's its own
+    "webhooks.platform.read": Rule(frozenset({A, AU})),
+    "webhooks.platform.write": Rule(frozenset({A})),
+    "webhooks.account.read": Rule(frozenset({A, AA, AU}), account_scoped=True),
+    "webhooks.account.write": Rule(frozenset({A, AA}), account_scoped=True),
 }

@@ -17,9 +17,11 @@ from api.routes import ai as ai_routes
 from api.routes import audit, costs, credits, dashboard_data, keys, models, reports, usage
 from api.routes import projections as projection_routes
 from api.routes import settings as settings_routes
+from api.routes import webhooks as webhook_routes
 from ledger.config import Settings
 from ledger.service import Ledger
 from projections.service import Projections
+from projections.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
@@ -103,7 +105,10 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         if settings.run_projections:  # keep the read models up to date in this process
             app.state.projections.start()
         app.state.ledger.sweeper.start(settings.sweep_interval_s)  # release expired holds
+        if settings.run_webhooks:  # detect occurrences, deliver and retry webhooks
+            app.state.webhooks.start()
         yield
+        app.state.webhooks.close()
         app.state.ledger.sweeper.stop()
         app.state.projections.stop()
         if owned:
@@ -120,6 +125,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.state.ledger = ledger or Ledger(settings)
     app.state.settings = settings
     app.state.projections = Projections(app.state.ledger.store, settings)
+    app.state.webhooks = WebhookWorker(app.state.ledger, settings)
     problems.install(app)
     problems.document(app)  # errors in the OpenAPI document: problem+json
 
@@ -144,5 +150,6 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         app.include_router(module.router, prefix=API)
     app.include_router(audit.router, prefix=API)
     app.include_router(ai_routes.router, prefix=API)
+    app.include_router(webhook_routes.router, prefix=API)
     dashboard.install(app)  # /dashboard: static pages over this API
     return app

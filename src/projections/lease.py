@@ -43,10 +43,11 @@ def file_lease(path: Path | None) -> Iterator[Alive | None]:
 
 
 @contextmanager
-def advisory_lease(datastore: PostgresDatastore, check_every_s: float = 1.0
-                   ) -> Iterator[Alive | None]:
-    """A session advisory lock per schema, on a connection kept for the lease."""
-    name = f"ledger-projections:{datastore.schema}"
+def advisory_lease(datastore: PostgresDatastore, check_every_s: float = 1.0, *,
+                   worker: str = "projections") -> Iterator[Alive | None]:
+    """A session advisory lock per schema and kind of worker ("projections",
+    "webhooks"), on a connection kept for the lease."""
+    name = f"ledger-{worker}:{datastore.schema}"
     with datastore.get_connection() as conn:
         row: Any = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS taken",
                                 [name]).fetchone()
