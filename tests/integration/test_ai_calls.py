@@ -197,6 +197,7 @@ def test_a_provider_failure_charges_nothing_and_is_recorded(
         assert len(fake.requests_to("openai")) == 2
 
 
+@pytest.mark.slow  # starts a worker process
 def test_a_hold_from_a_killed_process_is_released_by_the_sweeper(
         backend: str, settings: Settings, ledger: Ledger, fake: FakeProviders,
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
