@@ -147,7 +147,7 @@ class AIService:
         if limit is not None:
             if max_tokens is not None and max_tokens > limit:
                 raise InvalidCommand(f"max_tokens {max_tokens} exceeds the {limit} of "
-                                     f"{model_id}", field="max_tokens")
+                                     f"{model.model_id}", field="max_tokens")
             tokens = min(tokens, limit)
         temp = temperature if temperature is not None else eff[f"{integration}_temperature"]
         return self._choice(model, integration, {"max_tokens": tokens, "temperature": temp})
