@@ -175,10 +175,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Release every credit hold that has expired and mark its provider call abandoned."""
-    ledger = _ledger(Settings())
+    """Release every credit hold that has expired and mark its provider call abandoned;
+    record the breakage of every lot past its expiry."""
+    from projections.lots.sweep import expire_due_lots
+    from projections.service import Projections
+
+    settings = Settings()
+    ledger = _ledger(settings)
     try:
-        print(json.dumps(ledger.sweeper.run_once().as_dict()))
+        report = ledger.sweeper.run_once().as_dict()
+        projections = Projections(ledger.store, settings)
+        projections.catch_up()  # the lots view says which accounts have lots due
+        report["expired_lots_of"] = expire_due_lots(ledger.credits, projections.lots)
+        print(json.dumps(report))
     finally:
         ledger.close()
     return 0
@@ -232,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_secrets_rotate)
 
     p = sub.add_parser("sweep", help="release expired credit holds and abandon their calls "
-                       "(the API process also does it every LEDGER_SWEEP_INTERVAL_S)")
+                       "(the API process also does it every LEDGER_SWEEP_INTERVAL_S); "
+                       "expire lots past their expiry (so does the webhook worker)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
@@ -253,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     from projections.commands import add_commands
 
     add_commands(sub)
+    from projections.webhooks.commands import add_commands as add_webhook_commands
+
+    add_webhook_commands(sub)  # ledger webhooks run
     # `verify` checks the audit chain first (ledger.integrity), then the views
     p = sub.choices["verify"]
     p.add_argument("--chain-only", action="store_true",

@@ -3,12 +3,14 @@ breakage by the sweep, and the lots view behind GET /accounts/{id}/credits/lots.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger.cli import main
 from ledger.config import Settings
 from ledger.credits import account_key
 from ledger.domain.base import SYSTEM, recorded_at, utcnow
@@ -17,6 +19,7 @@ from ledger.service import Ledger
 from projections.lots.sweep import expire_due_lots
 from projections.service import Projections
 from projections.verify import verify
+from tests.integration.test_projections_cli import env  # noqa: F401 (a fixture)
 
 DALLE = ProviderCharge(model_id="dall-e-3", provider="openai", cost_usd=Decimal("0.040"),
                        images=1)
@@ -132,3 +135,20 @@ def test_lots_endpoint_and_the_balance_show_lots(client: TestClient) -> None:
     other = client.get("/api/v1/accounts/nobody/credits/lots")
     assert other.status_code == 200
     assert other.json()["data"] == []
+
+
+@pytest.mark.usefixtures("env")
+def test_ledger_sweep_expires_due_lots(ledger: Ledger,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger sweep` (cron) records the breakage of lots past their expiry."""
+    start = utcnow() - timedelta(hours=2)
+    with recorded_at(start):
+        lot = ledger.credits.grant("acme", 7, "trial", SYSTEM,
+                                   expires_at=start + timedelta(hours=1)).value.id
+    assert main(["sweep"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["expired_lots_of"] == ["acme"]
+    ledger.pipeline.evict(account_key("acme"))
+    expired = ledger.store.events_of(account_key("acme"))[-1]
+    assert isinstance(expired, CreditAccount.LotExpired)
+    assert (expired.lot_id, expired.credits) == (lot, 7)

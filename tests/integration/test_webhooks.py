@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,28 @@ def test_lot_expiring_is_told_once_per_lot_and_the_scan_expires_due_lots(
                      for r in receiver.requests())
         assert got == [("lot_expired", "globex", "lot-2"), ("lot_expiring", "acme", lot)]
         assert all(r.verified for r in receiver.requests())
+
+
+def test_a_failed_provider_call_is_told(fast: Settings) -> None:
+    from ledger.domain.calls import ProviderCall
+
+    with Receiver() as receiver, service(fast) as (ledger, worker):
+        sub = ledger.webhooks.subscribe("acme", receiver.url, ["provider_call_failed"],
+                                        ADMIN).value
+        receiver.secrets.append(ledger.webhooks.open_secret(sub.secret))
+
+        def run(batch: Any) -> None:
+            call = ProviderCall.request(
+                SYSTEM, call_id="call-1", account_id="acme", user_id=None, kind="text",
+                operation="text_generation", provider="openai", model_id="gpt-4o-mini",
+                params={}, prompt_chars=5, reservation_id="rsv-2", held_credits=3)
+            call.fail("server_error", "the provider answered 500", 502, 12, SYSTEM)
+            batch.add(call)
+        ledger.pipeline.submit(ProviderCall.create_id("call-1"), run, SYSTEM)
+        rounds_until(worker, lambda: len(receiver.requests()) == 1)
+        (got,) = receiver.requests()
+        assert got.verified
+        assert got.payload["type"] == "provider_call_failed"
+        assert got.payload["data"] == {
+            "call_id": "call-1", "operation": "text_generation", "provider": "openai",
+            "model_id": "gpt-4o-mini", "error_kind": "server_error", "http_status": 502}
