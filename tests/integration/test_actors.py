@@ -21,10 +21,10 @@ def test_the_fixture_check_finds_an_event_without_an_actor(settings: Settings) -
     ledger = Ledger(settings)  # not the `ledger` fixture: its own check would fail here
     try:
         ledger.seed()
-        assert events_without_actor(ledger) == []
+        assert events_without_actor(ledger.store) == []
         stray = Anonymous()
         [recording] = ledger.store.save(stray)
-        assert events_without_actor(ledger) == [
+        assert events_without_actor(ledger.store) == [
             f"{recording.notification.id} {recording.notification.topic}"]
     finally:
         ledger.close()
