@@ -165,7 +165,7 @@ def test_status_and_verify(client: TestClient) -> None:
     status = client.get(f"{API}/projections/status").json()
     assert status["runner"] == "running"
     assert [p["name"] for p in status["projections"]] == ["balances", "transactions",
-                                                           "usage", "revenue"]
+                                                           "usage", "revenue", "lots"]
     assert all(p["position"] >= charge["position"] for p in status["projections"])
     verified = client.get(f"{API}/audit/verify").json()
     assert (verified["ok"], verified["differences"]) == (True, [])
