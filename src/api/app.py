@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import dashboard, problems
-from api.deps import new_request_id
 from api.problems import Problem, problem_response
 from api.routes import ai as ai_routes
 from api.routes import audit, costs, credits, dashboard_data, keys, models, reports, usage
@@ -19,6 +18,7 @@ from api.routes import projections as projection_routes
 from api.routes import settings as settings_routes
 from api.routes import webhooks as webhook_routes
 from ledger.config import Settings
+from ledger.domain.base import new_request_id
 from ledger.service import Ledger
 from projections.service import Projections
 from projections.webhooks.worker import WebhookWorker

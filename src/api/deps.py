@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -160,10 +159,6 @@ def get_if_match(if_match: Annotated[str | None, Header()] = None) -> int | None
 
 
 IfMatchDep = Annotated[int | None, Depends(get_if_match)]
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def json_ready(value: Any) -> Any:
