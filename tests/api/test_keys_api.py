@@ -213,3 +213,18 @@ def test_the_cli_issues_lists_and_revokes(client: TestClient, ledger: Ledger,
     assert (code, "already revoked" in err) == (2, True)
     with pytest.raises(SystemExit):
         cli("keys", "create", "--role", "auditor", "--expires-at", "2030-01-01T00:00:00")
+
+
+def test_an_idempotent_issue_replays_the_token_without_storing_it(
+        client: TestClient, ledger: Ledger) -> None:
+    headers = {"Idempotency-Key": "issue-auditor-1"}
+    first = client.post(KEYS, json={"role": "auditor"}, headers=headers)
+    again = client.post(KEYS, json={"role": "auditor"}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["token"] == first.json()["token"]
+    assert client.get(ME, headers=bearer(first.json()["token"])).status_code == 200
+    secret = first.json()["token"].rsplit("_", 1)[1].encode()
+    stored = ledger.store.recorder.select_notifications(1, 100_000)
+    assert stored, "the log holds the key's events"
+    assert not [n.id for n in stored if secret in n.state]

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Caller, IdempotencyDep, LedgerDep, authorize, json_ready
 from api.problems import Problem
-from api.replies import reply, respond_with
+from api.replies import reply_opening, respond_sealing
 from api.schemas import KeyCreate, KeyPublic
 from ledger.domain.base import utcnow
 from ledger.domain.keys import Role
 from ledger.keys import IssuedKey
+from ledger.secrets import SecretBox
 
 router = APIRouter(prefix="/auth/keys", tags=["auth"])
 
@@ -42,10 +43,11 @@ def post_key(body: KeyCreate, ledger: LedgerDep,
         if body.account_id not in (None, p.account_id):
             raise Problem(404, "Not found", "no such account")
     account_id = p.account_id if p.role is Role.ACCOUNT_ADMIN else body.account_id
-    return reply(ledger.keys.issue(body.role, caller.actor, account_id=account_id,
-                                   user_id=body.user_id, expires_at=body.expires_at,
-                                   label=body.label, idem=idem,
-                                   respond=respond_with(201, _key_body)))
+    box = SecretBox.from_settings(ledger.settings)
+    return reply_opening(ledger.keys.issue(
+        body.role, caller.actor, account_id=account_id, user_id=body.user_id,
+        expires_at=body.expires_at, label=body.label, idem=idem,
+        respond=respond_sealing(201, _key_body, "token", box)), "token", box)
 
 
 @router.get("")

@@ -7,7 +7,6 @@ to an idempotent retry of it); it is stored sealed and never shown again.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,10 +14,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import Caller, IdempotencyDep, LedgerDep, authorize, json_ready
 from api.problems import Problem
-from api.replies import reply, respond_with
+from api.replies import reply_opening, respond_sealing
 from api.schemas import WebhookCreate, WebhookPublic
 from ledger.domain.webhooks import WebhookSubscription
-from ledger.pipeline import Outcome
 from ledger.service import Ledger
 from ledger.webhooks import PLATFORM, info_of
 from projections.webhooks.worker import WebhookWorker
@@ -26,29 +24,21 @@ from projections.webhooks.worker import WebhookWorker
 router = APIRouter(tags=["webhooks"])
 ACCOUNT = "/accounts/{account_id}/webhooks"
 CREATED: dict[int | str, dict[str, Any]] = {201: {"model": WebhookPublic}}
-SEALED = "sealed_secret"  # in the stored response only: the route opens it
-
-
-def _created(sub: WebhookSubscription) -> dict[str, Any]:
-    body: dict[str, Any] = json_ready({**info_of(sub).public(), SEALED: sub.secret})
-    return body
-
-
-def _with_secret(ledger: Ledger, outcome: Outcome[Any]) -> JSONResponse:
-    """The creation's answer, with the secret opened for its creator."""
-    status, body = outcome.value
-    body = {k: v for k, v in body.items() if k != SEALED}
-    body["secret"] = ledger.webhooks.open_secret(outcome.value[1][SEALED])
-    return reply(replace(outcome, value=(status, body)))
 
 
 def _create(ledger: Ledger, account_id: str | None, body: WebhookCreate, caller: Caller,
             idem: Any) -> JSONResponse:
-    return _with_secret(ledger, ledger.webhooks.subscribe(
+    box = ledger.webhooks.box
+
+    def created(sub: WebhookSubscription) -> dict[str, Any]:
+        opened: dict[str, Any] = json_ready({**info_of(sub).public(),
+                                             "secret": box.open(sub.secret)})
+        return opened
+    return reply_opening(ledger.webhooks.subscribe(
         account_id, body.url, list(body.event_types), caller.actor, secret=body.secret,
         low_balance_threshold=body.low_balance_threshold,
         lot_expiring_days=body.lot_expiring_days, description=body.description, idem=idem,
-        respond=respond_with(201, _created)))
+        respond=respond_sealing(201, created, "secret", box)), "secret", box)
 
 
 def _listing(ledger: Ledger, account_id: Any, include_deleted: bool) -> dict[str, Any]:
