@@ -140,12 +140,15 @@ class SQLView(LedgerView):
 
     def reset(self) -> None:
         with self.writing() as c:
+            # The tracking row first: a running projector takes it before the tables
+            # (see apply), so the same order here cannot deadlock with it; it then finds
+            # its position gone and refreshes.
+            c.execute(self.sql("DELETE FROM {tracking} WHERE application_name = ?"),
+                      [APPLICATION])
             for t in self.tables:
                 c.execute(f"DROP TABLE IF EXISTS {self.qualify(t.name)}")
             for statement in self.view_ddl():
                 c.execute(statement)
-            c.execute(self.sql("DELETE FROM {tracking} WHERE application_name = ?"),
-                      [APPLICATION])
 
     def snapshot(self) -> Snapshot:
         with self.reading() as c:
