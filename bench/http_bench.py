@@ -92,7 +92,8 @@ def run() -> list[Figure]:
         port = _free_port()
         env = {**os.environ, "LEDGER_DATABASE_URL": PG_URL, "LEDGER_POSTGRES_SCHEMA": schema,
                "LEDGER_SECRET_KEY": "x" * 43 + "=", "LEDGER_BOOTSTRAP_ADMIN_TOKEN": TOKEN,
-               "LEDGER_RUN_PROJECTIONS": "false", "LEDGER_VAR_DIR": tmp}
+               "LEDGER_RUN_PROJECTIONS": "false", "LEDGER_RUN_WEBHOOKS": "false",
+               "LEDGER_VAR_DIR": tmp}
         server = subprocess.Popen(
             [str(Path(os.sys.executable).with_name("ledger")), "serve", "--port", str(port),
              "--workers", str(workers), "--log-level", "warning"], env=env)
