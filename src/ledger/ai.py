@@ -121,12 +121,14 @@ def call_budget_s(timeout_s: float, max_retries: int, backoff_max_s: float = 8.0
 class AIService:
     def __init__(self, pipeline: Pipeline, credits: CreditService, providers: ProviderRegistry,
                  registry: ModelRegistry, settings: SettingsService, *,
-                 call_budget_s: float = 0.0) -> None:
+                 call_budget_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.pipeline = pipeline
         self.credits = credits
         self.providers = providers
         self.registry = registry
         self.settings = settings
+        self.clock = clock  # seconds, for latencies (a simulated one in `ledger demo`)
         # A call's hold outlives the call: at least the configured hold TTL, and at least
         # twice the longest the provider call can take (plus a minute), so the sweeper
         # never releases the hold of a call that is still running.
@@ -279,7 +281,7 @@ class AIService:
         if held.replayed:
             return Replayed(held.value[1]["call_id"])
         reservation_id: str = held.value[1]["reservation_id"]
-        started = time.monotonic()
+        started = self.clock()
         try:
             try:
                 result = call()  # 4. the provider, outside any transaction
@@ -290,7 +292,7 @@ class AIService:
                 raise ProviderError(choice.provider, UPSTREAM_ERROR,
                                     f"adapter error ({type(unexpected).__name__})") from None
         except ProviderError as error:
-            failure, latency = error, int((time.monotonic() - started) * 1000)
+            failure, latency = error, round((self.clock() - started) * 1000)
             log.warning("provider call %s to %s failed: %s (%s)", call_id, choice.provider,
                         failure.kind, failure.detail)
 
@@ -302,7 +304,7 @@ class AIService:
 
             outcome = self.pipeline.submit(key, release, actor)
             raise ProviderCallFailed(error, call_id, outcome.position) from error
-        latency = int((time.monotonic() - started) * 1000)
+        latency = round((self.clock() - started) * 1000)
         used, cost_usd = settle(result)
         usage: Usage = result.usage
         if used.credits > bound.credits:  # the bound is an upper bound; never charge past it

@@ -1,12 +1,21 @@
 """`ledger demo`: a realistic month of usage, so that the dashboard has something to show.
 
 Everything goes through the application services, as the API's commands do: purchases
-and signup grants, deductions priced by the seeded CreditCostConfig (the CostBook) with
-the provider cost computed from the seeded registry rates by `ledger.domain.pricing`,
-top-ups when an account runs low, refunds of a few rejected images, a goodwill
-adjustment, and holds still open at the end. Commands run in time order, each inside
-`recorded_at(t)` (the ledger's clock), so their events carry times spread over the past
-`days` (business hours, quieter weekends, activity growing over the month) up to now.
+and signup grants; text and image generation as metered provider calls through
+`AIService` (hold and ProviderCall requested, the provider call, then capture and
+succeeded, or release and failed), priced by the seeded CreditCostConfig (the CostBook)
+with the provider cost from the registry's rates; image prompt extraction as a plain
+deduction; top-ups when an account runs low, refunds of a few rejected images, a
+goodwill adjustment, and holds still open at the end. Commands run in time order, each
+inside `recorded_at(t)` (the ledger's clock), so their events carry times spread over
+the past `days` (business hours, quieter weekends, activity growing over the month) up
+to now.
+
+The providers are simulated in-process (`ledger.providers.simulated`): no network, no
+API key, usage and latency per model drawn from the seeded generator, and a small share
+of failures (server error, timeout, malformed answer) that are released and cost
+nothing. Latency is simulated time (the AIService's clock), never slept; a call's events
+all carry its step's time.
 
 Provider costs use the prices in force now: the registry's models were registered when
 the store was seeded, so they had no price a month ago. The figures are random but
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -27,12 +37,15 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from ledger.credits import Receipt, account_key
+from ledger.ai import AIService, CallResult, ModelChoice, ProviderCallFailed, call_budget_s
+from ledger.credits import account_key
 from ledger.domain.base import Actor, recorded_at, utcnow
 from ledger.domain.credits import ProviderCharge
 from ledger.domain.errors import Conflict, InsufficientCredits
-from ledger.domain.pricing import Quote, image_cost_usd, text_cost_usd
+from ledger.domain.pricing import Quote, text_cost_usd
 from ledger.domain.settings import Scope
+from ledger.providers import ChatMessage
+from ledger.providers.simulated import CHARS_PER_TOKEN, SimulatedProviders
 from ledger.service import Ledger
 
 TEXT, IMAGE, EXTRACTION = "text_generation", "image_generation", "image_prompt_extraction"
@@ -89,11 +102,13 @@ class DemoSummary:
     accounts: int = 0
     purchases: int = 0
     grants: int = 0
-    charges: int = 0
+    charges: int = 0  # succeeded calls and prompt extractions
+    calls: int = 0  # metered provider calls made (succeeded or failed)
+    failed_calls: int = 0  # released: they cost nothing
     refunds: int = 0
     adjustments: int = 0
     holds: int = 0
-    refused: int = 0  # 402: an account without top-ups ran dry
+    refused: int = 0  # 402: an account without top-ups ran dry (nothing called)
     credits_used: int = 0
     revenue_usd: Decimal = Decimal(0)
     cost_usd: Decimal = Decimal(0)
@@ -133,6 +148,14 @@ class Demo:
         self._seq = itertools.count()
         self._topping_up: set[str] = set()  # accounts with a top-up queued
         self._rates = self._current_rates()
+        config = ledger.settings
+        self.providers = SimulatedProviders(
+            random.Random(self.rng.getrandbits(64)), timeout_s=config.provider_timeout_s,
+            max_retries=config.provider_max_retries, backoff_s=config.provider_backoff_s)
+        self.ai = AIService(ledger.pipeline, ledger.credits, self.providers, ledger.registry,
+                            ledger.settings_service, clock=self.providers.clock,
+                            call_budget_s=call_budget_s(config.provider_timeout_s,
+                                                        config.provider_max_retries))
 
     # -- planning -----------------------------------------------------------------------
 
@@ -140,12 +163,14 @@ class Demo:
         return f"{self.prefix}{profile.name}"
 
     def _current_rates(self) -> dict[str, tuple[str, dict[str, Decimal]]]:
-        """(provider, rates now) of every active, priced model of the registry."""
-        rates = {}
+        """(provider, rates now) of every active, priced model of the registry; keeps
+        their output token limits and image sizes in `_specs`."""
+        rates, self._specs = {}, {}
         for model in self.ledger.registry.list(active=True):
             price = model.price_at(self.now)
             if price is not None and price.rates():
                 rates[model.model_id] = (model.provider, price.rates())
+                self._specs[model.model_id] = model.spec
         return rates
 
     def _pick(self, weights: Weights, model_type: str) -> str:
@@ -195,11 +220,16 @@ class Demo:
 
     def steps(self) -> Iterator[datetime]:
         """Run the queued commands in time order, yielding after each."""
-        while self._queue:
-            step = heapq.heappop(self._queue)
-            with recorded_at(step.at):
-                step.run()
-            yield step.at
+        quiet = _SimulatedFailures()  # counted in the summary, not logged one by one
+        logging.getLogger("ledger.ai").addFilter(quiet)
+        try:
+            while self._queue:
+                step = heapq.heappop(self._queue)
+                with recorded_at(step.at):
+                    step.run()
+                yield step.at
+        finally:
+            logging.getLogger("ledger.ai").removeFilter(quiet)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> DemoSummary:
         total = self.plan()
@@ -228,49 +258,86 @@ class Demo:
 
     def _use(self, profile: Profile, operation: str) -> None:
         account = self.account_id(profile)
-        charge, cost = self._usage(profile, operation)
         try:
-            receipt: Receipt = self.ledger.credits.deduct(account, charge, cost,
-                                                          BACKEND).value
-        except InsufficientCredits:
+            if operation == EXTRACTION:
+                charge, cost = self._extraction()
+                receipt = self.ledger.credits.deduct(account, charge, cost, BACKEND).value
+                credits, revenue, cost_usd = charge.credits, charge.revenue_usd, cost.cost_usd
+                available = receipt.available
+            else:
+                result = self._call(profile, operation)
+                credits, revenue, cost_usd = result.credits, result.revenue_usd, result.cost_usd
+                available = result.balance - result.held
+                self.summary.calls += 1
+        except InsufficientCredits:  # nothing was held, nothing called
             self.summary.refused += 1
+            return
+        except ProviderCallFailed:  # the hold was released: it cost nothing
+            self.summary.calls += 1
+            self.summary.failed_calls += 1
             return
         s = self.summary
         s.charges += 1
-        s.credits_used += charge.credits
-        s.revenue_usd += charge.revenue_usd
-        s.cost_usd += cost.cost_usd or 0
+        s.credits_used += credits
+        s.revenue_usd += revenue
+        s.cost_usd += cost_usd or 0
         if operation == IMAGE and self.rng.random() < 0.02:
-            self._at(partial(self._refund, account, receipt),
+            self._at(partial(self._refund, account, result.charge_id),
                      utcnow() + timedelta(minutes=self.rng.uniform(10, 180)))
-        if (profile.tops_up and receipt.available < profile.pack // 10
+        if (profile.tops_up and available < profile.pack // 10
                 and account not in self._topping_up):
             self._topping_up.add(account)
             self._at(partial(self._top_up, profile),
                      utcnow() + timedelta(minutes=self.rng.uniform(5, 90)))
 
-    def _usage(self, profile: Profile, operation: str) -> tuple[Quote, ProviderCharge]:
-        """The quote and the provider cost of one operation of `profile`."""
-        credits = self.ledger.credits
+    def _call(self, profile: Profile, operation: str) -> CallResult:
+        """One metered call of `profile` through the AIService and the simulated
+        providers (ProviderCallFailed when the simulation fails it)."""
+        account = self.account_id(profile)
         if operation == IMAGE:
             model = self._pick(profile.image_models, "image")
-            provider, rates = self._rates[model]
-            images = self.rng.choices((1, 2), weights=(3, 1))[0]
-            return credits.price(IMAGE, units=images), ProviderCharge(
-                model_id=model, provider=provider, images=images, rates=rates,
-                cost_usd=image_cost_usd(images, rates["cost_per_image"]))
-        if operation == TEXT:
+            sizes = self._specs[model].get("available_sizes") or [None]
+            params = {"n": self.rng.choices((1, 2), weights=(3, 1))[0], "size": sizes[0],
+                      "quality": "hd" if profile.mix[1] >= 5 else "standard", "style": None}
+            prompt = (f"An editorial illustration for {profile.name.replace('-', ' ')}: "
+                      f"{self.rng.choice(_SUBJECTS)}, soft light, no text")
+            result = self.ai.images(account, None, prompt, self._choice(model, params),
+                                    BACKEND)
+        else:
             model = self._pick(profile.text_models, "text")
-            tokens_in = int(self.rng.lognormvariate(math.log(1400), 0.5))
-            tokens_out = int(self.rng.lognormvariate(math.log(1800), 0.45))
-            charge = credits.price(TEXT, units=tokens_in + tokens_out)
-        else:  # reading an image prompt out of a draft: a short call to a small model
-            model = self._pick((("gpt-4o-mini", 1),), "text")
-            tokens_in = int(self.rng.uniform(400, 1500))
-            tokens_out = int(self.rng.uniform(60, 220))
-            charge = credits.price(EXTRACTION, units=1)
+            limit = int(self._specs[model].get("max_output_tokens") or 4096)
+            params = {"max_tokens": min(limit, 4096), "temperature": 0.7}
+            result = self.ai.text(account, None, self._messages(profile),
+                                  self._choice(model, params), BACKEND)
+        assert isinstance(result, CallResult)  # no idempotency key: never a replay
+        return result
+
+    def _choice(self, model: str, params: dict[str, Any]) -> ModelChoice:
+        """The model with the rates in force now (the registry had no price at the
+        step's time, see the module docstring) and no API key (the simulated providers
+        take none)."""
         provider, rates = self._rates[model]
-        return charge, ProviderCharge(
+        return ModelChoice(provider, model, "", rates, params)
+
+    def _messages(self, profile: Profile) -> tuple[ChatMessage, ...]:
+        """An article request: about 1,400 prompt tokens on average (a brief, notes and
+        source excerpts), as many characters as the simulated providers count for them."""
+        tokens = min(int(self.rng.lognormvariate(math.log(1400), 0.5)), 12_000)
+        brief = (f"Write a {self.rng.choice(('professional', 'friendly', 'conversational'))} "
+                 f"article for {profile.name.replace('-', ' ')} about "
+                 f"{self.rng.choice(_SUBJECTS)}. Notes and sources follow.\n")
+        notes = _NOTES[:max(0, tokens * CHARS_PER_TOKEN - len(brief))]
+        return (ChatMessage("system", "You are the content writer of a small publisher."),
+                ChatMessage("user", brief + notes))
+
+    def _extraction(self) -> tuple[Quote, ProviderCharge]:
+        """Reading an image prompt out of a draft: a short call to a small model,
+        charged as a deduction (its quote and provider cost)."""
+        model = self._pick((("gpt-4o-mini", 1),), "text")
+        tokens_in = int(self.rng.uniform(400, 1500))
+        tokens_out = int(self.rng.uniform(60, 220))
+        provider, rates = self._rates[model]
+        return self.ledger.credits.price(EXTRACTION, units=1), ProviderCharge(
             model_id=model, provider=provider, input_tokens=tokens_in,
             output_tokens=tokens_out, rates=rates,
             cost_usd=text_cost_usd(tokens_in, tokens_out, rates["input_token_rate"],
@@ -280,9 +347,8 @@ class Demo:
         self._topping_up.discard(self.account_id(profile))
         self._buy(profile)
 
-    def _refund(self, account: str, receipt: Receipt) -> None:
-        assert receipt.id is not None
-        self.ledger.credits.refund(account, receipt.id, None, "image rejected by the customer",
+    def _refund(self, account: str, charge_id: str) -> None:
+        self.ledger.credits.refund(account, charge_id, None, "image rejected by the customer",
                                    SUPPORT)
         self.summary.refunds += 1
 
@@ -323,6 +389,19 @@ class Demo:
         if profile.mix[1] >= 5:
             service.put_integration(account, "runware", {"image_style": "illustration"},
                                     BILLING)
+
+
+_SUBJECTS = ("a harbour at dawn", "autumn recipes", "remote work tools", "a city walking tour",
+             "spring gardening", "small business taxes", "mountain trails", "home coffee")
+_NOTES = " ".join(itertools.repeat("Draft notes, quotes and figures the article should use, "
+                                   "with links to its sources.", 1000))
+
+
+class _SimulatedFailures(logging.Filter):
+    """Drops the AIService's warning about each failure of a simulated provider."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and "simulated" in record.getMessage())
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
