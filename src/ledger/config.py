@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     postgres_schema: str | None = None
     postgres_pool_size: int = 10
     postgres_max_overflow: int = 10
+    # The longest a request waits for a database connection (the pool's timeout, also
+    # while PostgreSQL is unreachable): then it answers 503 problem+json.
+    postgres_connect_timeout_s: int = Field(default=5, ge=1)
 
     openai_base_url: str | None = None
     anthropic_base_url: str | None = None
@@ -108,7 +111,7 @@ class Settings(BaseSettings):
                 POSTGRES_PASSWORD=unquote(url.password or ""),
                 POSTGRES_POOL_SIZE=str(self.postgres_pool_size),
                 POSTGRES_MAX_OVERFLOW=str(self.postgres_max_overflow),
-                POSTGRES_CONNECT_TIMEOUT="5",
+                POSTGRES_CONNECT_TIMEOUT=str(self.postgres_connect_timeout_s),
                 POSTGRES_PRE_PING="n",
                 POSTGRES_LOCK_TIMEOUT="5",
             )

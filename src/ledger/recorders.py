@@ -17,16 +17,20 @@ the chain keys.
 from __future__ import annotations
 
 import sqlite3
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
 from uuid import UUID
 from weakref import WeakKeyDictionary
 
 from eventsourcing.persistence import (
     ApplicationRecorder,
     DataError,
+    InterfaceError,
     Notification,
+    OperationalError,
     ProgrammingError,
     StoredEvent,
 )
@@ -35,8 +39,34 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
+from psycopg_pool import PoolTimeout
 
 from ledger.chain import GENESIS, ChainKeys, Link
+
+F = TypeVar("F", bound=Callable[..., Any])
+ATTEMPTS = 3
+
+
+def fail_fast(method: F) -> F:
+    """The library's PostgreSQL recorder method without its retry loop of 10 attempts,
+    each of which may wait the pool's whole timeout when the database is unreachable
+    (a request would hang for minutes). Instead: a broken pooled connection (after a
+    restart, say) is tried again at once, at most ATTEMPTS times, and the pool's own
+    timeout ends it, so a request waits at most about that timeout, then answers 503."""
+    inner: Callable[..., Any] = getattr(method, "__wrapped__", method)
+
+    @wraps(inner)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return inner(*args, **kwargs)
+            except (InterfaceError, OperationalError) as exc:
+                if attempt == ATTEMPTS or isinstance(exc.__cause__, PoolTimeout):
+                    raise
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    return call  # type: ignore[return-value]
 
 
 class ChainConflict(DataError):
@@ -159,6 +189,11 @@ class SQLiteLedgerRecorder(Chained, SQLiteApplicationRecorder):
 
 
 class PostgresLedgerRecorder(Chained, PostgresApplicationRecorder):
+    insert_events = fail_fast(PostgresApplicationRecorder.insert_events)
+    select_events = fail_fast(PostgresApplicationRecorder.select_events)
+    select_notifications = fail_fast(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = fail_fast(PostgresApplicationRecorder.max_notification_id)
+
     def __init__(self, datastore: PostgresDatastore, *,
                  events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from types import MethodType
 from typing import Any
 from uuid import UUID
 
@@ -17,12 +18,12 @@ import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import JSONTranscoder, Recording, StoredEvent, Transcoding
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import ChainKeys
 from ledger.config import APPLICATION_NAME, Settings
-from ledger.recorders import chained
+from ledger.recorders import chained, fail_fast
 
 
 class TupleAsList(Transcoding):
@@ -42,6 +43,19 @@ class LedgerStore(Application[UUID]):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         super().__init__(env=settings.eventsourcing_env())
+        if isinstance(self.recorder, PostgresApplicationRecorder):
+            # libpq's own timeout as well: the pool's attempts to reconnect to a host that
+            # does not answer give up too (a request waits at most the pool's timeout)
+            kwargs = self.recorder.datastore.pool.kwargs  # the library gives a dict
+            if isinstance(kwargs, dict):
+                kwargs["connect_timeout"] = settings.postgres_connect_timeout_s
+            snapshots = self.snapshots.recorder if self.snapshots is not None else None
+            if isinstance(snapshots, PostgresAggregateRecorder):
+                # the snapshot recorder's class is not configurable: its two calls fail
+                # fast like the events' (ledger.recorders.fail_fast)
+                for name in ("insert_events", "select_events"):
+                    method = fail_fast(getattr(PostgresAggregateRecorder, name))
+                    setattr(snapshots, name, MethodType(method, snapshots))
         chained(self.recorder).seal_with(ChainKeys.from_settings(settings))  # audit chain
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

@@ -20,6 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg.types.json import Jsonb
 
+from ledger.recorders import fail_fast
 from projections.sql import SQLView, json_dumps
 from projections.tables import Kind, Table
 
@@ -35,6 +36,10 @@ class PostgresView(PostgresTrackingRecorder, SQLView):
     """Base of the PostgreSQL views: a tracking recorder with its own tracking table."""
 
     placeholder = "%s"
+    # no 10 attempts of a whole pool timeout each while the database is unreachable
+    insert_tracking = fail_fast(PostgresTrackingRecorder.insert_tracking)
+    max_tracking_id = fail_fast(PostgresTrackingRecorder.max_tracking_id)
+    has_tracking_id = fail_fast(PostgresTrackingRecorder.has_tracking_id)
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore, tracking_table_name=self.tracking_table)
