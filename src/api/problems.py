@@ -102,7 +102,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+        titles = {400: "Malformed request", 401: "Unauthorized", 403: "Forbidden",
+                  404: "Not found",
                   405: "Method not allowed", 413: "Payload too large"}
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -60,11 +61,34 @@ Credits = Annotated[StrictInt, Field(gt=0, le=MAX_CREDITS)]
 SignedCredits = Annotated[StrictInt, Field(ge=-MAX_CREDITS, le=MAX_CREDITS)]
 Count = Annotated[StrictInt, Field(ge=0, le=10**12)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+NAME_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_PATTERN)]
+# an account id in a path: a name too (an id like "x';DROP TABLE t;--" is refused, 422)
+AccountId = Annotated[str, Path(min_length=1, max_length=128, pattern=NAME_PATTERN,
+                                description="the account's id (letters, digits, _.:@-)")]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """No U+0000 anywhere: PostgreSQL text cannot hold it, so a recorded one would
+        stop the views that copy the text (a poison event)."""
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL (U+0000)")
+        return data
 
 
 class PurchaseCreate(Body):

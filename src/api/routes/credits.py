@@ -11,6 +11,7 @@ from api.deps import Caller, IdempotencyDep, LedgerDep, authorize, json_ready
 from api.reads import MAX_POSITION, MinPosition, ProjectionsDep, fresh, read_at
 from api.replies import reply, respond_with
 from api.schemas import (
+    AccountId,
     AdjustmentCreate,
     BalancePublic,
     CaptureCreate,
@@ -41,7 +42,7 @@ def _cost(body: Any) -> ProviderCharge:
 
 
 @router.get("/balance", response_model=BalancePublic)
-def get_balance(account_id: str, ledger: LedgerDep, caller: Reader,
+def get_balance(account_id: AccountId, ledger: LedgerDep, caller: Reader,
                 projections: ProjectionsDep, min_position: MinPosition = None,
                 as_of: Annotated[Instant | None, Query()] = None) -> dict[str, Any]:
     """The account's balance now (from the balances view, once it has applied every
@@ -72,7 +73,7 @@ def _lot(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/lots")
-def get_lots(account_id: str, caller: Reader, projections: ProjectionsDep,
+def get_lots(account_id: AccountId, caller: Reader, projections: ProjectionsDep,
              position: Annotated[int | None, Depends(fresh("lots", default_head=True))],
              include: Annotated[Literal["open", "all"], Query(
                  description="open: lots with credits left (default); all: every lot")
@@ -87,7 +88,7 @@ def get_lots(account_id: str, caller: Reader, projections: ProjectionsDep,
 
 
 @router.post("/purchases", status_code=201, responses=CREATED)
-def post_purchase(account_id: str, body: PurchaseCreate, ledger: LedgerDep,
+def post_purchase(account_id: AccountId, body: PurchaseCreate, ledger: LedgerDep,
                   caller: Annotated[Caller, Depends(authorize("credits.purchase"))],
                   idem: IdempotencyDep) -> JSONResponse:
     """Credits bought: a lot at the price paid. 422 on bad input."""
@@ -98,7 +99,7 @@ def post_purchase(account_id: str, body: PurchaseCreate, ledger: LedgerDep,
 
 
 @router.post("/grants", status_code=201, responses=CREATED)
-def post_grant(account_id: str, body: GrantCreate, ledger: LedgerDep,
+def post_grant(account_id: AccountId, body: GrantCreate, ledger: LedgerDep,
                caller: Annotated[Caller, Depends(authorize("credits.grant"))],
                idem: IdempotencyDep) -> JSONResponse:
     """Free credits, optionally expiring (unused ones leave as breakage)."""
@@ -108,7 +109,7 @@ def post_grant(account_id: str, body: GrantCreate, ledger: LedgerDep,
 
 
 @router.post("/adjustments", status_code=201, responses=CREATED)
-def post_adjustment(account_id: str, body: AdjustmentCreate, ledger: LedgerDep,
+def post_adjustment(account_id: AccountId, body: AdjustmentCreate, ledger: LedgerDep,
                     caller: Annotated[Caller, Depends(authorize("credits.adjust"))],
                     idem: IdempotencyDep) -> JSONResponse:
     """A signed correction by a platform admin; 402 if it would overdraw."""
@@ -117,7 +118,7 @@ def post_adjustment(account_id: str, body: AdjustmentCreate, ledger: LedgerDep,
 
 
 @router.post("/deductions", status_code=201, responses=CREATED)
-def post_deduction(account_id: str, body: DeductionCreate, ledger: LedgerDep,
+def post_deduction(account_id: AccountId, body: DeductionCreate, ledger: LedgerDep,
                    caller: Charger, idem: IdempotencyDep) -> JSONResponse:
     """Charge an operation done elsewhere. 402 if the credits are not available,
     404 for an unknown operation."""
@@ -127,7 +128,7 @@ def post_deduction(account_id: str, body: DeductionCreate, ledger: LedgerDep,
 
 
 @router.post("/reservations", status_code=201, responses=CREATED)
-def post_reservation(account_id: str, body: ReservationCreate, ledger: LedgerDep,
+def post_reservation(account_id: AccountId, body: ReservationCreate, ledger: LedgerDep,
                      caller: Charger, idem: IdempotencyDep) -> JSONResponse:
     """Hold credits before a call (402 if not available); capture or release it later."""
     credits = body.credits
@@ -139,7 +140,7 @@ def post_reservation(account_id: str, body: ReservationCreate, ledger: LedgerDep
 
 
 @router.post("/reservations/{reservation_id}/capture", status_code=201, responses=CREATED)
-def post_capture(account_id: str, reservation_id: str, body: CaptureCreate,
+def post_capture(account_id: AccountId, reservation_id: str, body: CaptureCreate,
                  ledger: LedgerDep, caller: Charger, idem: IdempotencyDep) -> JSONResponse:
     """Take the actual credits (at most the hold; the rest returns). 404 unknown hold,
     409 already settled or expired, 422 more than held."""
@@ -170,7 +171,7 @@ def post_capture(account_id: str, reservation_id: str, body: CaptureCreate,
 
 
 @router.post("/reservations/{reservation_id}/release", status_code=200)
-def post_release(account_id: str, reservation_id: str, ledger: LedgerDep, caller: Charger,
+def post_release(account_id: AccountId, reservation_id: str, ledger: LedgerDep, caller: Charger,
                  idem: IdempotencyDep, body: ReleaseCreate | None = None) -> JSONResponse:
     """Void a hold: its credits return to available."""
     reason = body.reason if body else "released"
@@ -180,7 +181,7 @@ def post_release(account_id: str, reservation_id: str, ledger: LedgerDep, caller
 
 
 @router.post("/refunds", status_code=201, responses=CREATED)
-def post_refund(account_id: str, body: RefundCreate, ledger: LedgerDep,
+def post_refund(account_id: AccountId, body: RefundCreate, ledger: LedgerDep,
                 caller: Annotated[Caller, Depends(authorize("credits.refund"))],
                 idem: IdempotencyDep) -> JSONResponse:
     """Give back credits of a charge (all that is left of it by default), never more
@@ -190,7 +191,7 @@ def post_refund(account_id: str, body: RefundCreate, ledger: LedgerDep,
 
 
 @router.get("/transactions")
-def get_transactions(account_id: str, caller: Reader, projections: ProjectionsDep,
+def get_transactions(account_id: AccountId, caller: Reader, projections: ProjectionsDep,
                      position: Annotated[int | None, Depends(fresh("transactions",
                                                                    default_head=True))],
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
