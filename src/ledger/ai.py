@@ -311,13 +311,17 @@ class AIService:
             used = Quote(used.operation, used.units, bound.credits, used.price_per_credit_usd,
                          used.cost_config_version)
 
+        text = kind == "text"  # the charge names tokens of a text call, images of an image call
+
         def capture(batch: Batch) -> CallResult:  # 5. capture + succeeded, one transaction
             acc = self.credits.account(batch, account_id, actor)
             charge_id = acc.capture(
                 reservation_id, used,
                 ProviderCharge(model_id=choice.model_id, provider=choice.provider,
-                               cost_usd=cost_usd, input_tokens=usage.input_tokens,
-                               output_tokens=usage.output_tokens, images=usage.images,
+                               cost_usd=cost_usd,
+                               input_tokens=usage.input_tokens if text else None,
+                               output_tokens=usage.output_tokens if text else None,
+                               images=None if text else usage.images,
                                rates=choice.rates, call_id=call_id),
                 actor, utcnow(), usage_reported=usage.reported)
             batch.get(call_key).succeed(

@@ -348,6 +348,37 @@ def test_an_auditor_reads_everything_and_edits_nothing(site: dict[str, Any],
         board.close()
 
 
+def test_the_calls_panel_shows_the_demo_calls(site: dict[str, Any], browser: Any) -> None:
+    """The demo's metered calls (ledger demo calls simulated providers through the
+    AIService) fill the provider-calls panel: the latest 50 in the API's order, failed
+    ones highlighted with their class and status, showing no credits."""
+    api: httpx.Client = site["api"]
+    calls = api.get("/calls", params={"limit": 50}).json()["data"]
+    assert len(calls) == 50
+    assert site["summary"].failed_calls > 0
+    board = Dashboard(browser, site["url"], LAPTOP)
+    try:
+        board.sign_in(ADMIN_TOKEN)
+        board.open("calls")
+        rows = board.page.locator("#page section").first.locator("tbody tr")
+        assert rows.count() == len(calls)
+        for i, call in enumerate(calls):
+            row = rows.nth(i)
+            cells = row.locator("td").all_inner_texts()
+            assert cells[1] == call["status"]
+            assert cells[2:5] == [call["account_id"], call["provider"], call["model_id"]]
+            assert cells[5] == f"{call['latency_ms']:,} ms"
+            bad = "bad" in (row.get_attribute("class") or "").split()
+            assert bad == (call["status"] == "failed")
+            if bad:
+                assert cells[6] == "—"
+                assert cells[8].startswith(f"{call['error_kind']} (HTTP {call['http_status']})")
+        board.screenshot("dashboard-calls-desktop.png")
+        assert board.errors == []
+    finally:
+        board.close()
+
+
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["desktop", "phone"])
 def test_every_page_fits_the_screen(site: dict[str, Any], browser: Any,
                                     viewport: dict[str, int]) -> None:

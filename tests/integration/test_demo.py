@@ -133,6 +133,10 @@ def test_demo_calls_go_through_the_metered_flow(ledger: Ledger, settings: Settin
                 and e.reason == "provider_failed"}
     reserved = {e.call_id: e for e in events if isinstance(e, CreditAccount.CreditsReserved)}
     assert {c["call_id"] for c in succeeded} <= charged
+    for e in events:  # a charge names the tokens of a text call, the images of an image call
+        if isinstance(e, CreditAccount.Charged) and e.call_id is not None:
+            text = e.operation == "text_generation"
+            assert (e.input_tokens is not None, e.images is None) == (text, text)
     assert not {c["call_id"] for c in failed} & charged
     assert {reserved[c["call_id"]].reservation_id for c in failed} == released
 

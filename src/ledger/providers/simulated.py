@@ -72,7 +72,7 @@ IMAGE_SPEEDS = {
 }
 DEFAULT_TEXT, DEFAULT_IMAGE = Speed(0.6, 60), Speed(1.0, 8.0)
 # Share of calls that end in each failure, after the adapter's retries.
-FAILURES = ((UPSTREAM_ERROR, 0.015), (TIMEOUT, 0.008), (MALFORMED, 0.006))
+FAILURES = ((UPSTREAM_ERROR, 0.02), (TIMEOUT, 0.01), (MALFORMED, 0.01))
 RETRIED = 0.03  # share of successful calls that needed one retry first
 UPSTREAM_ANSWERS = ((500, "Internal server error"), (502, "Bad gateway"),
                     (503, "The server is overloaded, please retry later"))
