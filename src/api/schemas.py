@@ -66,6 +66,7 @@ Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_PATTERN)]
 # an account id in a path: a name too (an id like "x';DROP TABLE t;--" is refused, 422)
 AccountId = Annotated[str, Path(min_length=1, max_length=128, pattern=NAME_PATTERN,
                                 description="the account's id (letters, digits, _.:@-)")]
+PathName = Annotated[str, Path(min_length=1, max_length=128, pattern=NAME_PATTERN)]
 
 
 def _has_nul(value: Any) -> bool:

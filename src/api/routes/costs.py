@@ -18,7 +18,7 @@ from api.deps import (
 )
 from api.problems import Problem
 from api.replies import reply, respond_with
-from api.schemas import Body, Money
+from api.schemas import Body, Money, PathName
 from ledger.domain.costs import CreditCostConfig
 from ledger.domain.pricing import Unit
 
@@ -60,7 +60,7 @@ def get_cost(operation: str, ledger: LedgerDep, response: Response,
 
 
 @router.put("/{operation}")
-def put_cost(operation: str, body: CreditCostPut, ledger: LedgerDep,
+def put_cost(operation: PathName, body: CreditCostPut, ledger: LedgerDep,
              caller: Annotated[Caller, Depends(authorize("costs.write"))],
              idem: IdempotencyDep,
              if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
