@@ -61,7 +61,7 @@ class Server:
         self.proc = subprocess.Popen(
             [ledger_bin, "serve", "--port", str(self.port), "--workers", str(self.workers),
              "--log-level", "warning"], env=self.env, start_new_session=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a guard: imports are slow on a busy machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
