@@ -84,6 +84,8 @@ def test_bad_subscriptions_are_refused_with_a_problem(client: TestClient) -> Non
             ({"url": "https://h.example/x", "event_types": ["nothing_happened"]},
              "event_types.0"),
             ({"url": "ftp://h.example/x", "event_types": ["lot_expired"]}, "url"),
+            ({"url": "https://h.exa[mple/x", "event_types": ["lot_expired"]}, "url"),
+            ({"url": "https://h.example:99999/x", "event_types": ["lot_expired"]}, "url"),
             ({"url": "https://h.example/x", "event_types": []}, "event_types"),
             ({"url": "https://h.example/x", "event_types": ["lot_expired"], "secret": "short"},
              "secret")):

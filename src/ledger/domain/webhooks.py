@@ -74,8 +74,12 @@ class WebhookSubscription(LedgerAggregate):
                   low_balance_threshold: int | None, lot_expiring_days: int | None,
                   description: str, actor: Actor) -> WebhookSubscription:
         """Refused (InvalidCommand) when a rule below does not hold; nothing recorded."""
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        try:
+            parsed = urlparse(url)
+            host, _port = parsed.hostname, parsed.port  # both parse lazily and may raise
+        except ValueError:  # "https://x[y", a port that is no number, ...
+            host = None
+        if host is None or parsed.scheme not in ("http", "https"):
             raise InvalidCommand("url must be an http(s) URL with a host", field="url")
         if not sealed_secret.startswith(SEALED_PREFIX):
             raise InvalidCommand("the secret must be sealed before it is recorded",
