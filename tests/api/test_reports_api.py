@@ -161,7 +161,8 @@ def test_account_keys_see_their_own_usage_only(client: TestClient) -> None:
 
 def test_status_and_verify(client: TestClient) -> None:
     charge = seed_example(client)
-    client.get(f"{API}/usage", params={"min_position": charge["position"]})
+    # every view, not only the one a read waits for, has applied the charge
+    assert client.app.state.projections.wait(charge["position"], timeout=10)  # type: ignore[attr-defined]
     status = client.get(f"{API}/projections/status").json()
     assert status["runner"] == "running"
     assert [p["name"] for p in status["projections"]] == ["balances", "transactions",
