@@ -3,7 +3,6 @@ retries (max_retries: 408, 409, 429, 5xx, connection errors, timeouts) and the t
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import anthropic
@@ -11,6 +10,7 @@ import pydantic
 
 from ledger.providers.base import (
     MALFORMED,
+    ClientsByKey,
     ProviderConfig,
     ProviderError,
     TextRequest,
@@ -29,26 +29,18 @@ class AnthropicProvider(UnsupportedKind):
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self._clients: dict[str, anthropic.Anthropic] = {}
-        self._lock = threading.Lock()
+        self.clients = ClientsByKey(self._new_client)
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self.clients.close()
 
     def client(self, api_key: str) -> anthropic.Anthropic:
-        with self._lock:
-            client = self._clients.get(api_key)
-            if client is None:
-                if len(self._clients) >= 4:
-                    self._clients.pop(next(iter(self._clients))).close()
-                client = anthropic.Anthropic(api_key=api_key, base_url=self.config.base_url,
-                                             timeout=self.config.timeout_s,
-                                             max_retries=self.config.max_retries)
-                self._clients[api_key] = client
-            return client
+        return self.clients.get(api_key)
+
+    def _new_client(self, api_key: str) -> anthropic.Anthropic:
+        return anthropic.Anthropic(api_key=api_key, base_url=self.config.base_url,
+                                   timeout=self.config.timeout_s,
+                                   max_retries=self.config.max_retries)
 
     def generate_text(self, request: TextRequest, api_key: str) -> TextResult:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 import tenacity
@@ -150,6 +151,40 @@ def scrub(text: object, *secrets: str | None) -> str:
     return out[:DETAIL_LIMIT]
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class ClientsByKey(Generic[C]):
+    """An SDK's clients (each with its connection pool) by API key. Adapters read the key
+    from the settings on every call, so a changed key gets a client of its own at once;
+    keys change rarely, so only the latest few clients are kept."""
+
+    def __init__(self, make: Callable[[str], C], keep: int = 4) -> None:
+        self._make = make
+        self._keep = keep
+        self._clients: dict[str, C] = {}
+        self._lock = threading.Lock()
+
+    def get(self, api_key: str) -> C:
+        with self._lock:
+            client = self._clients.get(api_key)
+            if client is None:
+                if len(self._clients) >= self._keep:
+                    self._clients.pop(next(iter(self._clients))).close()
+                client = self._clients[api_key] = self._make(api_key)
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
 class UnsupportedKind:
     """Mixin for an adapter that serves only one kind."""
 
@@ -229,6 +264,18 @@ def with_retries(config: ProviderConfig, attempt: Callable[[], T]) -> T:
         return retrying(attempt)
     except Retryable as exc:
         raise exc.error from None
+
+
+class HttpProvider(UnsupportedKind):
+    """An adapter that speaks a provider's REST API with one httpx client (the key
+    travels in each request)."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.http = http_client(config)
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def http_client(config: ProviderConfig) -> httpx.Client:

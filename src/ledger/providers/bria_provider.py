@@ -11,12 +11,10 @@ from typing import Any
 import httpx
 
 from ledger.providers.base import (
+    HttpProvider,
     ImageRequest,
     ImageResult,
-    ProviderConfig,
-    UnsupportedKind,
     Usage,
-    http_client,
     post_json,
     size_of,
 )
@@ -38,16 +36,9 @@ def aspect_ratio(size: str | None) -> str:
     return ratio if ratio in ASPECT_RATIOS else "1:1"
 
 
-class BriaProvider(UnsupportedKind):
+class BriaProvider(HttpProvider):
     name = "bria"
     kinds = frozenset({"image"})
-
-    def __init__(self, config: ProviderConfig) -> None:
-        self.config = config
-        self.http = http_client(config)
-
-    def close(self) -> None:
-        self.http.close()
 
     def generate_images(self, request: ImageRequest, api_key: str) -> ImageResult:
         url = self.config.base_url.rstrip("/") + model_path(request.model)

@@ -9,7 +9,6 @@ The SDK is told to try once (`attempts=1`, which also turns off its implicit ret
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from google import genai
@@ -22,6 +21,7 @@ from ledger.providers.base import (
     REJECTED,
     TIMEOUT,
     UPSTREAM_ERROR,
+    ClientsByKey,
     ProviderConfig,
     ProviderError,
     Retryable,
@@ -57,28 +57,19 @@ class GoogleProvider(UnsupportedKind):
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self._clients: dict[str, genai.Client] = {}
-        self._lock = threading.Lock()
+        self.clients = ClientsByKey(self._new_client)
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self.clients.close()
 
     def client(self, api_key: str) -> genai.Client:
-        with self._lock:
-            client = self._clients.get(api_key)
-            if client is None:
-                if len(self._clients) >= 4:
-                    self._clients.pop(next(iter(self._clients))).close()
-                options = types.HttpOptions(
-                    base_url=self.config.base_url,
-                    timeout=int(self.config.timeout_s * 1000),
-                    retry_options=types.HttpRetryOptions(attempts=1))
-                client = genai.Client(api_key=api_key, http_options=options)
-                self._clients[api_key] = client
-            return client
+        return self.clients.get(api_key)
+
+    def _new_client(self, api_key: str) -> genai.Client:
+        options = types.HttpOptions(
+            base_url=self.config.base_url, timeout=int(self.config.timeout_s * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1))  # our retries, not the SDK's
+        return genai.Client(api_key=api_key, http_options=options)
 
     def generate_text(self, request: TextRequest, api_key: str) -> TextResult:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")

@@ -4,7 +4,6 @@ dall-e-2, gpt-image-1, gpt-image-1-mini). The SDK does the retries (max_retries:
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import openai
@@ -17,6 +16,7 @@ from ledger.providers.base import (
     REJECTED,
     TIMEOUT,
     UPSTREAM_ERROR,
+    ClientsByKey,
     ImageRequest,
     ImageResult,
     ProviderConfig,
@@ -55,27 +55,18 @@ class OpenAIProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self._clients: dict[str, openai.OpenAI] = {}
-        self._lock = threading.Lock()
+        self.clients = ClientsByKey(self._new_client)
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self.clients.close()
 
     def client(self, api_key: str) -> openai.OpenAI:
-        """One client (and connection pool) per key; a new key gets a new client."""
-        with self._lock:
-            client = self._clients.get(api_key)
-            if client is None:
-                if len(self._clients) >= 4:  # keys rotate rarely; keep the latest few
-                    self._clients.pop(next(iter(self._clients))).close()
-                client = openai.OpenAI(api_key=api_key, base_url=self.config.base_url,
-                                       timeout=self.config.timeout_s,
-                                       max_retries=self.config.max_retries)
-                self._clients[api_key] = client
-            return client
+        return self.clients.get(api_key)
+
+    def _new_client(self, api_key: str) -> openai.OpenAI:
+        return openai.OpenAI(api_key=api_key, base_url=self.config.base_url,
+                             timeout=self.config.timeout_s,
+                             max_retries=self.config.max_retries)
 
     def _call(self, api_key: str, call: Any) -> Any:
         try:

@@ -10,27 +10,18 @@ from typing import Any
 import httpx
 
 from ledger.providers.base import (
+    HttpProvider,
     ImageRequest,
     ImageResult,
-    ProviderConfig,
-    UnsupportedKind,
     Usage,
-    http_client,
     post_json,
     size_of,
 )
 
 
-class RunwareProvider(UnsupportedKind):
+class RunwareProvider(HttpProvider):
     name = "runware"
     kinds = frozenset({"image"})
-
-    def __init__(self, config: ProviderConfig) -> None:
-        self.config = config
-        self.http = http_client(config)
-
-    def close(self) -> None:
-        self.http.close()
 
     def generate_images(self, request: ImageRequest, api_key: str) -> ImageResult:
         task_uuid = str(uuid.uuid4())
