@@ -7,9 +7,11 @@ from bench.common import print_table, write_results
 
 
 def main() -> None:
-    figures = ledger_bench.run() + store_bench.run() + http_bench.run()
-    write_results(figures)
-    print_table(figures)
+    figures = []
+    for part in (ledger_bench, store_bench, http_bench):
+        figures += part.run()
+        print_table(figures, flush=True)  # what is measured so far, should a part fail
+        write_results(figures)
     for f in figures:
         if f.extra:
             print(f"  {f.name}: {f.extra}")

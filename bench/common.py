@@ -117,11 +117,12 @@ def _num(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
 
 
-def print_table(figures: list[Figure]) -> None:
+def print_table(figures: list[Figure], *, flush: bool = False) -> None:
     print(f"\n{'benchmark':<52} {'value':>12}  {'baseline (same run)':<40} target")
     for f in figures:
         base = ""
         if f.baseline:
             base = (f"{f.baseline}: {_num(f.baseline_value)}" if f.baseline_value is not None
                     else f.baseline)
-        print(f"{f.name:<52} {_num(f.value):>10} {f.unit:<4} {base:<40} {f.target or ''}")
+        print(f"{f.name:<52} {_num(f.value):>10} {f.unit:<4} {base:<40} {f.target or ''}",
+              flush=flush)

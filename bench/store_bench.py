@@ -60,7 +60,7 @@ def aggregate_loads() -> list[Figure]:
 
 
 def rebuild() -> Figure:
-    events = 2_000 if SMOKE else 50_000
+    events = 2_000 if SMOKE else 10_000
     with pg_schema() as schema:
         settings = bench_settings(schema)
         ledger = Ledger(settings)
