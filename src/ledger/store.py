@@ -112,13 +112,20 @@ class LedgerStore(Application[UUID]):
         # been left (psycopg warns otherwise), after a rollback, and inside
         # get_connection(), which turns psycopg's errors into the library's.
         with recorder.datastore.get_connection() as conn:
-            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
-                try:
-                    recorder._lock_table(curs)
-                    yield LockedWrite(self, recorder, curs, pipeline)
-                except BaseException as exc:
-                    failure = exc
-                    raise psycopg.Rollback() from None
+            try:
+                with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
+                    try:
+                        recorder._lock_table(curs)
+                        yield LockedWrite(self, recorder, curs, pipeline)
+                    except BaseException as exc:
+                        failure = exc
+                        raise psycopg.Rollback() from None
+            except psycopg.Rollback:
+                # A transaction on a broken connection (the server went away) cannot
+                # roll back, and psycopg lets our Rollback through: the failure below
+                # is what happened.
+                if failure is None:
+                    raise
             if failure is not None:
                 raise failure
 
