@@ -16,7 +16,8 @@ can be dropped and rebuilt alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
@@ -64,6 +65,15 @@ class LedgerView(TrackingRecorder, ABC):
         after it); otherwise, as in the library, `to` must lie beyond the position.
         Raises IntegrityError, and writes nothing, when that does not hold.
         """
+
+    rebuilding = False  # True on the views a rebuild writes, while it holds rebuild_lock()
+
+    @contextmanager
+    def rebuild_lock(self) -> Iterator[None]:
+        """Held by a rebuild from its reset to its last page, so that a projector running
+        beside it does not write the same views meanwhile (PostgreSQL; on SQLite the
+        database's write lock already serializes them)."""
+        yield
 
     @abstractmethod
     def reset(self) -> None:

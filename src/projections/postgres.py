@@ -88,11 +88,30 @@ class PostgresView(PostgresTrackingRecorder, SQLView):
     def month(self, column: str) -> str:
         return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
 
+    @property
+    def _rebuild_lock_name(self) -> str:
+        return f"{self.datastore.schema}:projections-rebuild"
+
     @contextmanager
     def writing(self) -> Iterator[Cursor[DictRow]]:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit TO OFF")
+            if not self.rebuilding:  # wait while a rebuild resets and replays the views
+                curs.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))",
+                             [self._rebuild_lock_name])
             yield curs
+
+    @contextmanager
+    def rebuild_lock(self) -> Iterator[None]:
+        with self.datastore.get_connection() as conn:  # a session of its own throughout
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [self._rebuild_lock_name])
+            conn.commit()  # a session lock outlives the transaction; leave none idle
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))",
+                             [self._rebuild_lock_name])
+                conn.commit()
 
     @contextmanager
     def reading(self) -> Iterator[Cursor[DictRow]]:

@@ -174,11 +174,19 @@ class Projections:
     def rebuild(self, names: Iterable[str] = (), progress: Progress | None = None) -> Rebuilt:
         """Drop the named views (all by default) and replay the whole log into them."""
         selected = self.select(names)
-        for p in selected:
-            p.view.reset()
-        runner = Runner(self.store, selected, page_size=REBUILD_PAGE)
+        if not selected:
+            return Rebuilt((), 0, 0.0)
         started = time.perf_counter()
-        events = runner.catch_up(progress=progress)
+        with selected[0].view.rebuild_lock():
+            try:
+                for p in selected:
+                    p.view.rebuilding = True
+                    p.view.reset()
+                runner = Runner(self.store, selected, page_size=REBUILD_PAGE)
+                events = runner.catch_up(progress=progress)
+            finally:
+                for p in selected:
+                    p.view.rebuilding = False
         self.runner.refresh()
         return Rebuilt(tuple(p.name for p in selected), events,
                        time.perf_counter() - started)
