@@ -17,9 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -27,14 +25,13 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from ledger.config import Settings
-from ledger.domain.base import utcnow
 from ledger.store import LedgerStore
 from projections.balances.postgres import PostgresBalancesView
 from projections.balances.projection import BalancesProjection
 from projections.balances.sqlite import SQLiteBalancesView
 from projections.balances.view import BalancesView
 from projections.base import LedgerProjection, LogLookup
-from projections.lease import Alive, advisory_lease, file_lease
+from projections.lease import LeasedWorker
 from projections.lots.postgres import PostgresLotsView
 from projections.lots.projection import LotsProjection
 from projections.lots.sqlite import SQLiteLotsView
@@ -55,8 +52,6 @@ from projections.usage.view import UsageView
 
 log = logging.getLogger(__name__)
 
-RETRY_S = (0.2, 2.0)  # backoff after a failure (the database restarting, say)
-STANDBY_S = 2.0  # how often a standing-by runner tries to take over
 REBUILD_PAGE = 5000
 NAMES = ("balances", "transactions", "usage", "revenue", "lots")
 
@@ -72,12 +67,14 @@ class Rebuilt:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-class Projections:
+class Projections(LeasedWorker):
+    worker = "projections"
+
     def __init__(self, store: LedgerStore, settings: Settings) -> None:
+        super().__init__(store)
         self.store = store
         self.settings = settings
         recorder = store.recorder
-        self._lease: Callable[[], AbstractContextManager[Alive | None]]
         if isinstance(recorder, PostgresApplicationRecorder):
             pg = recorder.datastore
             self.balances: BalancesView = PostgresBalancesView(pg)
@@ -85,7 +82,6 @@ class Projections:
             self.usage: UsageView = PostgresUsageView(pg)
             self.revenue: RevenueView = PostgresRevenueView(pg)
             self.lots: LotsView = PostgresLotsView(pg)
-            self._lease = lambda: advisory_lease(pg)
         elif isinstance(recorder, SQLiteApplicationRecorder):
             lite = recorder.datastore
             self.balances = SQLiteBalancesView(lite)
@@ -93,9 +89,6 @@ class Projections:
             self.usage = SQLiteUsageView(lite)
             self.revenue = SQLiteRevenueView(lite)
             self.lots = SQLiteLotsView(lite)
-            lock = None if lite.pool.is_sqlite_memory_mode else Path(
-                f"{lite.pool.db_name}.projections.lock")
-            self._lease = lambda: file_lease(lock)
         else:
             raise TypeError(f"no views for {type(recorder).__name__}")
         self.log = LogLookup(store)
@@ -112,10 +105,6 @@ class Projections:
             except IntegrityError:  # another process created it at the same moment
                 p.view.create_table()
         self.runner = Runner(store, list(self.projections.values()))
-        self.state = "stopped"  # "running" (this process keeps the views) | "standby"
-        self.last_error: str | None = None  # the latest failure, with its time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def select(self, names: Iterable[str] = ()) -> list[LedgerProjection[Any]]:
         wanted = list(names) or list(self.projections)
@@ -127,44 +116,12 @@ class Projections:
 
     # -- running --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Keep the views up to date in a background thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,),
-                                        name="projections", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+    def interrupt(self) -> None:
         self.runner.interrupt()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
-    def run(self, stop: threading.Event) -> None:
-        """Keep the views up to date until `stop` is set: lead, or stand by."""
-        delay = RETRY_S[0]
-        while not stop.is_set():
-            try:
-                with self._lease() as alive:
-                    if alive is None:
-                        self.state = "standby"
-                        stop.wait(STANDBY_S)
-                        continue
-                    self.state = "running"
-                    self.runner.follow(stop, poll_s=self.settings.projections_poll_s,
-                                       alive=alive)
-                delay = RETRY_S[0]
-            except Exception as exc:  # the database went away, say: retry, keep serving
-                self.last_error = f"{utcnow().isoformat()} {type(exc).__name__}: {exc}"
-                log.warning("projections: %s: %s; retrying in %.1fs", type(exc).__name__,
-                            exc, delay)
-                stop.wait(delay)
-                delay = min(delay * 2, RETRY_S[1])
-            finally:
-                self.state = "stopped"
+    def lead(self, stop: threading.Event, alive: Callable[[], bool]) -> None:
+        """Keep the views up to date (Projections.start() runs this in a thread)."""
+        self.runner.follow(stop, poll_s=self.settings.projections_poll_s, alive=alive)
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply what the log holds now, in this thread; how many events were read."""

@@ -21,7 +21,6 @@ from ledger.credits import account_key
 from ledger.domain.base import SYSTEM, utcnow
 from ledger.domain.credits import ProviderCharge
 from ledger.service import Ledger
-from projections import service
 from projections.base import APPLICATION
 from projections.runner import Runner
 from projections.service import NAMES, Projections
@@ -265,7 +264,7 @@ def test_the_runner_survives_a_database_failure(ledger: Ledger, projections: Pro
 
 def test_one_runner_leads_and_another_takes_over(ledger: Ledger, settings: Settings,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "STANDBY_S", 0.05)
+    monkeypatch.setattr(Projections, "standby_s", 0.05)
     first, second = Projections(ledger.store, settings), Projections(ledger.store, settings)
     first.start()
     assert _eventually(lambda: first.state == "running")

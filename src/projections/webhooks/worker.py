@@ -28,10 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,7 +50,7 @@ from ledger.webhooks import (
     sign,
 )
 from projections.base import LogLookup
-from projections.lease import Alive, advisory_lease, file_lease
+from projections.lease import LeasedWorker
 from projections.lots.postgres import PostgresLotsView
 from projections.lots.sqlite import SQLiteLotsView
 from projections.lots.sweep import expire_due_lots
@@ -65,8 +63,6 @@ from projections.webhooks.view import WebhooksView
 
 log = logging.getLogger(__name__)
 
-RETRY_S = (0.2, 5.0)  # backoff of the worker itself after a failure (database away)
-STANDBY_S = 2.0
 SENDERS = 4  # deliveries sent at the same time
 USER_AGENT = "credit-ledger-webhooks/1"
 
@@ -84,26 +80,24 @@ class Tick:
     expired_accounts: int = 0
 
 
-class WebhookWorker:
+class WebhookWorker(LeasedWorker):
+    worker = "webhooks"
+    retry_s = (0.2, 5.0)
     def __init__(self, ledger: Ledger, settings: Settings, *,
                  http: httpx.Client | None = None) -> None:
+        super().__init__(ledger.store)
         self.ledger = ledger
         self.settings = settings
         store = ledger.store
         recorder = store.recorder
-        self._lease: Callable[[], AbstractContextManager[Alive | None]]
         if isinstance(recorder, PostgresApplicationRecorder):
             pg = recorder.datastore
             self.view: WebhooksView = PostgresWebhooksView(pg)
             self.lots: LotsView = PostgresLotsView(pg)
-            self._lease = lambda: advisory_lease(pg, worker="webhooks")
         elif isinstance(recorder, SQLiteApplicationRecorder):
             lite = recorder.datastore
             self.view = SQLiteWebhooksView(lite)
             self.lots = SQLiteLotsView(lite)
-            lock = None if lite.pool.is_sqlite_memory_mode else Path(
-                f"{lite.pool.db_name}.webhooks.lock")
-            self._lease = lambda: file_lease(lock)
         else:
             raise TypeError(f"no webhooks view for {type(recorder).__name__}")
         for view in (self.view, self.lots):
@@ -119,10 +113,6 @@ class WebhookWorker:
                                          headers={"User-Agent": USER_AGENT})
         self._senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-send")
         self._last_scan: float | None = None
-        self.state = "stopped"
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- one round ------------------------------------------------------------------------
 
@@ -244,46 +234,15 @@ class WebhookWorker:
 
     # -- running ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,),
-                                        name="webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def close(self) -> None:
         self.stop()
         self._senders.shutdown(wait=True)
         if self._owns_http:
             self.http.close()
 
-    def run(self, stop: threading.Event) -> None:
-        """Rounds every LEDGER_WEBHOOKS_POLL_S until `stop` is set: lead, or stand by."""
-        delay = RETRY_S[0]
-        while not stop.is_set():
-            try:
-                with self._lease() as alive:
-                    if alive is None:
-                        self.state = "standby"
-                        stop.wait(STANDBY_S)
-                        continue
-                    self.state = "running"
-                    while not stop.is_set() and alive():
-                        self.tick()
-                        delay = RETRY_S[0]
-                        stop.wait(self.settings.webhooks_poll_s)
-            except Exception as exc:  # the database went away, say: retry
-                self.last_error = f"{utcnow().isoformat()} {type(exc).__name__}: {exc}"
-                log.warning("webhooks: %s: %s; retrying in %.1fs", type(exc).__name__, exc,
-                            delay)
-                stop.wait(delay)
-                delay = min(delay * 2, RETRY_S[1])
-            finally:
-                self.state = "stopped"
+    def lead(self, stop: threading.Event, alive: Callable[[], bool]) -> None:
+        """Rounds every LEDGER_WEBHOOKS_POLL_S (WebhookWorker.start() runs this)."""
+        while not stop.is_set() and alive():
+            self.tick()
+            self.recovered()
+            stop.wait(self.settings.webhooks_poll_s)
